@@ -1,0 +1,136 @@
+/* cmd_serve.c -- `pyrt serve`: options to a serve_config_t, then the master. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/opts.h"
+#include "common/log.h"
+#include "common/sysinfo.h"
+#include "master/config.h"
+#include "master/master.h"
+
+static bool is_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+        return false;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void usage(const opt_spec_t *specs)
+{
+    printf("usage: pyrt serve [--code-dir DIR] [options]\n\n"
+           "Serves an already built function folder: every authenticated POST runs its\n"
+           "main(req, res). The key comes from INTERNAL_RUNTIME_KEY (required).\n\n"
+           "options:\n");
+    opts_print_help(specs);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    serve_config_t cfg = {
+        .code_dir = "/usr/code",
+        .host = "0.0.0.0",
+        .port = 3000,
+        .workers = 0,
+        .default_timeout = 15,
+        .max_timeout = 900,
+        .max_body = 20 * 1024 * 1024,
+        .max_queue = 1024,
+        .max_memory_mib = 0,
+        .read_timeout = 30,
+        .idle_timeout = 75,
+        .max_connections = 4096,
+        .log_level = "info",
+    };
+    const char *entrypoint = NULL;
+    const opt_spec_t specs[] = {
+        {"code-dir", 0, OPT_STRING, &cfg.code_dir, "PYRT_CODE_DIR", 0, 0, "DIR",
+         "the built function folder (default /usr/code)"},
+        {"entrypoint", 0, OPT_STRING, &entrypoint, "ENTRYPOINT_NAME", 0, 0, "FILE",
+         "file run when a request names none (default main.py, else index.py)"},
+        {"host", 0, OPT_STRING, &cfg.host, "PYRT_HOST", 0, 0, "ADDR", "address to listen on (default 0.0.0.0)"},
+        {"port", 'p', OPT_LONG, &cfg.port, "PORT", 0, 65535, "PORT", "port (default 3000)"},
+        {"workers", 'w', OPT_LONG, &cfg.workers, "PYRT_WORKERS", 1, 1024, "N",
+         "worker processes (default: the CPUs this process may use)"},
+        {"default-timeout", 0, OPT_DOUBLE, &cfg.default_timeout, "PYRT_DEFAULT_TIMEOUT", 0.001, 1e9,
+         "S", "execution timeout when a request gives none (default 15)"},
+        {"max-timeout", 0, OPT_DOUBLE, &cfg.max_timeout, "PYRT_MAX_TIMEOUT", 0.001, 1e9, "S",
+         "cap on any execution's timeout (default 900)"},
+        {"max-body", 0, OPT_SIZE, &cfg.max_body, "PYRT_MAX_BODY", 1, 1024.0 * 1024 * 1024, "BYTES",
+         "largest request or response body (default 20M)"},
+        {"max-queue", 0, OPT_LONG, &cfg.max_queue, "PYRT_MAX_QUEUE", 0, 1e9, "N",
+         "executions waiting for a worker before 503 (default 1024)"},
+        {"max-memory", 0, OPT_LONG, &cfg.max_memory_mib, "PYRT_MAX_MEMORY", 0, 1 << 22, "MIB",
+         "memory one execution may allocate (default 0: unlimited)"},
+        {"read-timeout", 0, OPT_DOUBLE, &cfg.read_timeout, "PYRT_READ_TIMEOUT", 0.001, 1e6, "S",
+         "a request's head and body must arrive within S of its first byte (default 30)"},
+        {"idle-timeout", 0, OPT_DOUBLE, &cfg.idle_timeout, "PYRT_IDLE_TIMEOUT", 0.001, 1e6, "S",
+         "close a keep-alive connection idle this long (default 75)"},
+        {"max-connections", 0, OPT_LONG, &cfg.max_connections, "PYRT_MAX_CONNECTIONS", 1, 1e7, "N",
+         "open client connections; more wait in the backlog (default 4096)"},
+        {"preload", 0, OPT_FLAG, &cfg.preload, "PYRT_PRELOAD", 0, 0, NULL,
+         "import the entry point in the zygote, shared by all workers"},
+        {"user", 'u', OPT_STRING, &cfg.user, "PYRT_USER", 0, 0, "NAME|UID",
+         "started as root: run workers as this user"},
+        {"log-level", 0, OPT_STRING, &cfg.log_level, "PYRT_LOG_LEVEL", 0, 0, "LEVEL",
+         "debug, info, warn or error (default info)"},
+        {0},
+    };
+
+    char err[PYRT_ERR_LEN];
+    const char *positional[1];
+    int npos = 0;
+    bool help = false;
+    if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0) {
+        fprintf(stderr, "pyrt serve: %s\n", err);
+        return 2;
+    }
+    if (help) {
+        usage(specs);
+        return 0;
+    }
+    log_level_t level;
+    if (log_level_parse(cfg.log_level, &level) < 0) {
+        fprintf(stderr, "pyrt serve: --log-level: expected debug, info, warn or error, got '%s'\n",
+                cfg.log_level);
+        return 2;
+    }
+    log_init("master", level);
+
+    char code_dir[PATH_MAX];
+    if (realpath(cfg.code_dir, code_dir) == NULL) {
+        fprintf(stderr, "pyrt serve: code directory %s: %s\n", cfg.code_dir, strerror(errno));
+        return 1;
+    }
+    struct stat st;
+    if (stat(code_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "pyrt serve: code directory %s is not a directory\n", code_dir);
+        return 1;
+    }
+    cfg.code_dir = code_dir;
+    if (entrypoint && *entrypoint)
+        cfg.entrypoint = entrypoint;
+    else if (is_file(code_dir, "main.py"))
+        cfg.entrypoint = "main.py";
+    else if (is_file(code_dir, "index.py"))
+        cfg.entrypoint = "index.py";
+    if (cfg.entrypoint && !is_file(code_dir, cfg.entrypoint))
+        log_msg(LOG_WARN, "entry point %s/%s does not exist (yet)", code_dir, cfg.entrypoint);
+    if (cfg.workers <= 0)
+        cfg.workers = sys_usable_cpus();
+    if (cfg.default_timeout > cfg.max_timeout)
+        cfg.default_timeout = cfg.max_timeout;
+
+    if (master_run(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pyrt serve: %s\n", err);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* buf.h -- a growable byte buffer that owns its memory.
+ *
+ * `data` is always NUL-terminated past `len` once anything was appended, so a buffer of
+ * text can be handed to functions that want a C string. */
+#ifndef PYRT_BUF_H
+#define PYRT_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf_t;
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_init(buf_t *b);
+void buf_free(buf_t *b);                            /* frees the memory, leaves b empty */
+void buf_reserve(buf_t *b, size_t extra);           /* room for `extra` more bytes + NUL */
+void buf_append(buf_t *b, const void *data, size_t len);
+void buf_append_str(buf_t *b, const char *s);
+void buf_appendf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(buf_t *b, size_t n);               /* drops the first n bytes */
+void buf_clear(buf_t *b);                           /* len = 0, keeps the memory */
+char *buf_steal(buf_t *b);                          /* caller owns the data, b is empty */
+
+#endif

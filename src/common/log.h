@@ -1,0 +1,42 @@
+/* log.h -- one line per event on stderr: time, level, role, pid, message.
+ *
+ *   2026-12-01T20:15:39.123Z [info] master 1234: listening on 0.0.0.0:3000
+ *
+ * `[alert]` marks a bug or an impossible state; the end-to-end tests fail on it.
+ * log_msg() skips the formatting below the current level (as Redis' serverLog does),
+ * and every line is written with a single write(2), so lines from the master, the
+ * zygote and the workers never interleave mid-line. */
+#ifndef PYRT_LOG_H
+#define PYRT_LOG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef enum log_level {
+    LOG_DEBUG = 0,
+    LOG_INFO,
+    LOG_WARN,
+    LOG_ERROR,
+    LOG_ALERT,
+} log_level_t;
+
+extern log_level_t log_min_level;
+
+void log_init(const char *role, log_level_t min_level);
+const char *log_level_name(log_level_t level);
+int log_level_parse(const char *name, log_level_t *out);
+
+void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A line on behalf of another process (the master writes the workers' output). `text`
+ * need not be NUL-terminated and is written as is, after `prefix`. */
+void log_write_as(log_level_t level, const char *role, pid_t pid, const char *prefix,
+                  const char *text, size_t len);
+
+#define log_msg(level, ...)                                                                        \
+    do {                                                                                           \
+        if ((level) >= log_min_level)                                                              \
+            log_write((level), __VA_ARGS__);                                                       \
+    } while (0)
+
+#endif

@@ -1,0 +1,51 @@
+/* sysinfo.c -- facts about the machine (see sysinfo.h). */
+#include "common/sysinfo.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+static int read_two_numbers(const char *path, long long *a, long long *b, int *a_is_max)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char first[32] = "";
+    int n = fscanf(f, "%31s %lld", first, b);
+    fclose(f);
+    if (n < 1)
+        return -1;
+    *a_is_max = strcmp(first, "max") == 0;
+    if (!*a_is_max && sscanf(first, "%lld", a) != 1)
+        return -1;
+    return n;
+}
+
+static int quota_cpus(void)
+{
+    long long quota = 0, period = 0;
+    int is_max = 0;
+    if (read_two_numbers("/sys/fs/cgroup/cpu.max", &quota, &period, &is_max) == 2) {
+        if (!is_max && quota > 0 && period > 0)
+            return (int)((quota + period - 1) / period);
+        return 0;
+    }
+    long long dummy;
+    if (read_two_numbers("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", &quota, &dummy, &is_max) >= 1 &&
+        read_two_numbers("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &period, &dummy, &is_max) >= 1 &&
+        quota > 0 && period > 0)
+        return (int)((quota + period - 1) / period);
+    return 0;
+}
+
+int sys_usable_cpus(void)
+{
+    cpu_set_t set;
+    int cpus = 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        cpus = CPU_COUNT(&set);
+    int quota = quota_cpus();
+    if (quota > 0 && quota < cpus)
+        cpus = quota;
+    return cpus > 0 ? cpus : 1;
+}

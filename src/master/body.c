@@ -1,0 +1,197 @@
+/* body.c -- streaming check of an execution body with yajl (see body.h). */
+#include "master/body.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "common/xalloc.h"
+
+enum timeout_state { TIMEOUT_ABSENT, TIMEOUT_VALID, TIMEOUT_INVALID };
+
+struct body_check {
+    yajl_handle h;
+    size_t depth;
+    bool key_is_timeout; /* the last key at depth 1 was "timeout" */
+    bool not_object;
+    bool failed;
+    enum timeout_state timeout_state;
+    double timeout;
+    char error[256];
+};
+
+/* Every value passes here before its type-specific handling. Returns 0 to stop. */
+static int on_value(body_check_t *bc, bool starts_map)
+{
+    if (bc->depth == 0 && !starts_map) {
+        bc->not_object = true;
+        return 0;
+    }
+    if (bc->depth == 1 && bc->key_is_timeout) {
+        bc->key_is_timeout = false;
+        bc->timeout_state = TIMEOUT_INVALID; /* unless on_number says otherwise */
+    }
+    return 1;
+}
+
+static int on_null(void *ctx)
+{
+    return on_value(ctx, false);
+}
+
+static int on_boolean(void *ctx, int v)
+{
+    (void)v;
+    return on_value(ctx, false);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    (void)s;
+    (void)len;
+    return on_value(ctx, false);
+}
+
+/* yajl's raw number callback: its integer and double callbacks reject valid JSON such as
+ * 1e400 or a 30-digit integer, so numbers are taken as text and only "timeout" is read. */
+static int on_number(void *ctx, const char *text, size_t len)
+{
+    body_check_t *bc = ctx;
+    bool is_timeout = bc->depth == 1 && bc->key_is_timeout;
+    if (!on_value(bc, false))
+        return 0;
+    if (!is_timeout)
+        return 1;
+    char tmp[64];
+    if (len >= sizeof(tmp)) {
+        /* A long literal: only its magnitude matters; strtod needs a terminated copy. */
+        char *copy = xstrndup(text, len);
+        errno = 0;
+        bc->timeout = strtod(copy, NULL);
+        free(copy);
+    } else {
+        memcpy(tmp, text, len);
+        tmp[len] = '\0';
+        errno = 0;
+        bc->timeout = strtod(tmp, NULL);
+    }
+    /* Overflow gives HUGE_VAL, which the cap at --max-timeout turns into the maximum. */
+    bc->timeout_state = bc->timeout > 0 ? TIMEOUT_VALID : TIMEOUT_INVALID;
+    return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+    body_check_t *bc = ctx;
+    if (!on_value(bc, true))
+        return 0;
+    bc->depth++;
+    return 1;
+}
+
+static int on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    body_check_t *bc = ctx;
+    if (bc->depth == 1)
+        bc->key_is_timeout = len == 7 && memcmp(key, "timeout", 7) == 0;
+    return 1;
+}
+
+static int on_end_map(void *ctx)
+{
+    body_check_t *bc = ctx;
+    bc->depth--;
+    return 1;
+}
+
+static int on_start_array(void *ctx)
+{
+    body_check_t *bc = ctx;
+    if (!on_value(bc, false))
+        return 0;
+    bc->depth++;
+    return 1;
+}
+
+static int on_end_array(void *ctx)
+{
+    body_check_t *bc = ctx;
+    bc->depth--;
+    return 1;
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_array,
+};
+
+body_check_t *body_check_new(void)
+{
+    body_check_t *bc = xcalloc(1, sizeof(*bc));
+    bc->h = yajl_alloc(&callbacks, NULL, bc);
+    if (bc->h == NULL) {
+        free(bc);
+        return NULL;
+    }
+    return bc;
+}
+
+void body_check_free(body_check_t *bc)
+{
+    if (bc == NULL)
+        return;
+    yajl_free(bc->h);
+    free(bc);
+}
+
+static void record_error(body_check_t *bc, const unsigned char *data, size_t len)
+{
+    bc->failed = true;
+    if (bc->not_object) {
+        snprintf(bc->error, sizeof(bc->error), "request body must be a JSON object");
+        return;
+    }
+    unsigned char *msg = yajl_get_error(bc->h, 0, data, len);
+    const char *text = msg ? (const char *)msg : "unknown error";
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.'))
+        n--;
+    snprintf(bc->error, sizeof(bc->error), "request body is not valid JSON: %.*s", (int)n, text);
+    if (msg)
+        yajl_free_error(bc->h, msg);
+}
+
+void body_check_feed(body_check_t *bc, const void *data, size_t len)
+{
+    if (bc->failed || len == 0)
+        return;
+    if (yajl_parse(bc->h, data, len) != yajl_status_ok)
+        record_error(bc, data, len);
+}
+
+int body_check_finish(body_check_t *bc, bool *has_timeout, double *timeout, const char **error)
+{
+    if (!bc->failed && yajl_complete_parse(bc->h) != yajl_status_ok)
+        record_error(bc, NULL, 0);
+    if (bc->failed) {
+        *error = bc->error;
+        return -1;
+    }
+    if (bc->timeout_state == TIMEOUT_INVALID) {
+        *error = "timeout must be a number of seconds greater than 0";
+        return -1;
+    }
+    *has_timeout = bc->timeout_state == TIMEOUT_VALID;
+    *timeout = isnan(bc->timeout) ? 0 : bc->timeout;
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* config.h -- what `pyrt serve` runs with, filled by the CLI, read by everything else. */
+#ifndef PYRT_CONFIG_H
+#define PYRT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct serve_config {
+    const char *code_dir;   /* absolute and resolved */
+    const char *entrypoint; /* relative to code_dir; NULL when there is no default */
+    const char *host;
+    long port;
+    long workers;
+    double default_timeout;
+    double max_timeout;
+    size_t max_body;
+    long max_queue;
+    long max_memory_mib; /* 0: unlimited */
+    double read_timeout;
+    double idle_timeout;
+    long max_connections;
+    bool preload;
+    const char *user; /* NULL: the invoking user */
+    const char *log_level;
+} serve_config_t;
+
+#endif

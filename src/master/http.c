@@ -1,0 +1,842 @@
+/* http.c -- the master's client connections (see http.h). */
+#include "master/http.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "master/body.h"
+#include "master/pool.h"
+#include "master/reqid.h"
+#include "master/secret.h"
+
+#define MAX_URL (8 * 1024)
+#define MAX_HEADER_BYTES (64 * 1024)
+#define MAX_HEADER_FIELDS 100
+#define MAX_PENDING_INPUT (1024 * 1024) /* pipelined bytes kept while a request runs */
+#define LINGER_MS 2000
+#define READ_CHUNK (64 * 1024)
+
+enum conn_state {
+    CONN_IDLE,      /* between requests */
+    CONN_READING,   /* a request has begun and is not complete */
+    CONN_AT_POOL,   /* its execution is queued or running */
+    CONN_LINGER,    /* answered with close: draining input until EOF or LINGER_MS */
+};
+
+enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_NOT_ALLOWED };
+enum pause_reason { PAUSE_NONE, PAUSE_HEADERS, PAUSE_MESSAGE };
+
+typedef struct request {
+    buf_t url;
+    buf_t field, value;
+    bool in_value;
+    size_t header_bytes;
+    unsigned header_count;
+    int limit_status; /* 414 or 431 once a limit is passed, else 0 */
+    buf_t key;
+    unsigned key_count;
+    unsigned te_count;
+    bool te_chunked_only;
+    bool expect_continue, expect_other;
+    char id[REQID_MAX + 1];
+    bool has_client_id;
+    enum req_kind kind;
+    enum pause_reason pause;
+    bool body_too_large;
+    body_check_t *check;
+    buf_t body;
+    size_t body_bytes;
+    uint64_t start_ns;
+} request_t;
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int open_handles;
+    http_parser parser;
+    buf_t in; /* received, not yet parsed */
+    enum conn_state state;
+    request_t req;
+    job_t *job;
+    bool paused;            /* the parser waits for the current answer */
+    bool in_process;        /* inside parse_input(): answers must not re-enter it */
+    bool closing;           /* conn_close() was called */
+    bool close_after_write; /* the answer said Connection: close */
+    bool reading;
+    int writes_pending;
+    struct conn *prev, *next;
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    conn_t *conn;
+    char *data;
+} write_req_t;
+
+static uv_loop_t *loop;
+static const serve_config_t *config;
+static http_parser_settings settings;
+static conn_t *connections;
+static size_t connection_count;
+static bool draining;
+static uv_stream_t *listener;
+static bool accept_pending;
+static char read_chunk[READ_CHUNK];
+
+static void conn_close(conn_t *c);
+static size_t parse_input(conn_t *c, const char *data, size_t len);
+static void conn_process_buffered(conn_t *c);
+
+/* ---------------------------------------------------------------- timers ---- */
+
+static void on_timer(uv_timer_t *timer);
+
+static void conn_arm(conn_t *c, double seconds)
+{
+    uint64_t ms = (uint64_t)(seconds * 1000.0 + 0.5);
+    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+}
+
+/* ------------------------------------------------------------- requests ---- */
+
+static void request_init(request_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->url);
+    buf_init(&r->field);
+    buf_init(&r->value);
+    buf_init(&r->key);
+    buf_init(&r->body);
+}
+
+/* Ends the current request: frees what it held, keeps nothing. */
+static void request_reset(request_t *r)
+{
+    buf_free(&r->url);
+    buf_free(&r->field);
+    buf_free(&r->value);
+    if (r->key.data)
+        memset(r->key.data, 0, r->key.cap); /* a wrong key may be someone's typo of the right one */
+    buf_free(&r->key);
+    buf_free(&r->body);
+    body_check_free(r->check);
+    request_init(r);
+}
+
+static bool header_is(const buf_t *name, const char *want)
+{
+    return name->len == strlen(want) && strncasecmp(name->data, want, name->len) == 0;
+}
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len && (**s == ' ' || **s == '\t'))
+        (*s)++, (*len)--;
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+/* A header line is complete: keep what the master acts on, drop the rest. */
+static void header_done(request_t *r)
+{
+    const char *v = r->value.data ? r->value.data : "";
+    size_t vlen = r->value.len;
+    if (header_is(&r->field, "x-internal-challenge")) {
+        r->key_count++;
+        buf_clear(&r->key);
+        buf_append(&r->key, v, vlen);
+    } else if (header_is(&r->field, "transfer-encoding")) {
+        trim(&v, &vlen);
+        r->te_count++;
+        r->te_chunked_only = vlen == 7 && strncasecmp(v, "chunked", 7) == 0;
+    } else if (header_is(&r->field, "expect")) {
+        trim(&v, &vlen);
+        if (vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)
+            r->expect_continue = true;
+        else
+            r->expect_other = true;
+    } else if (header_is(&r->field, "x-request-id")) {
+        trim(&v, &vlen);
+        if (reqid_valid(v, vlen)) {
+            memcpy(r->id, v, vlen);
+            r->id[vlen] = '\0';
+            r->has_client_id = true;
+        }
+    }
+    buf_clear(&r->field);
+    buf_clear(&r->value);
+    r->in_value = false;
+}
+
+static int count_header_bytes(request_t *r, size_t len)
+{
+    r->header_bytes += len;
+    if (r->header_bytes > MAX_HEADER_BYTES) {
+        r->limit_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    conn_t *c = p->data;
+    request_reset(&c->req);
+    c->req.start_ns = uv_hrtime();
+    c->state = CONN_READING;
+    conn_arm(c, config->read_timeout);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->req.url.len + len > MAX_URL) {
+        c->req.limit_status = 414;
+        return -1;
+    }
+    buf_append(&c->req.url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    request_t *r = &c->req;
+    if (r->in_value)
+        header_done(r);
+    if (count_header_bytes(r, len) < 0)
+        return -1;
+    buf_append(&r->field, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    request_t *r = &c->req;
+    if (!r->in_value) {
+        r->in_value = true;
+        if (++r->header_count > MAX_HEADER_FIELDS) {
+            r->limit_status = 431;
+            return -1;
+        }
+    }
+    if (count_header_bytes(r, len) < 0)
+        return -1;
+    buf_append(&r->value, at, len);
+    return 0;
+}
+
+static bool url_path_is(const buf_t *url, const char *path)
+{
+    size_t n = strlen(path);
+    if (url->len < n || memcmp(url->data, path, n) != 0)
+        return false;
+    return url->len == n || url->data[n] == '?';
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    request_t *r = &c->req;
+    if (r->in_value)
+        header_done(r);
+    if (p->method == HTTP_POST)
+        r->kind = REQ_EXEC;
+    else if (p->method == HTTP_GET && url_path_is(&r->url, "/__health"))
+        r->kind = REQ_HEALTH;
+    else
+        r->kind = REQ_NOT_ALLOWED;
+    /* Stop here so that parse_input() decides key, length and 100-continue knowing
+     * whether body bytes are already buffered. */
+    r->pause = PAUSE_HEADERS;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    request_t *r = &c->req;
+    if (r->kind != REQ_EXEC)
+        return 0; /* a body on GET or others is read and dropped */
+    r->body_bytes += len;
+    if (r->body_bytes > config->max_body) {
+        r->body_too_large = true;
+        return -1;
+    }
+    buf_append(&r->body, at, len);
+    body_check_feed(r->check, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    c->req.pause = PAUSE_MESSAGE;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* -------------------------------------------------------------- answers ---- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
+                                                                              : "Server Error";
+    }
+}
+
+static void on_write_done(uv_write_t *req, int status);
+
+static void conn_write(conn_t *c, char *data, size_t len)
+{
+    write_req_t *w = xmalloc(sizeof(*w));
+    w->conn = c;
+    w->data = data;
+    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+    c->writes_pending++;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
+    if (rc != 0) {
+        c->writes_pending--;
+        free(data);
+        free(w);
+        log_msg(LOG_DEBUG, "write to client failed: %s", uv_strerror(rc));
+        conn_close(c);
+    }
+}
+
+static void start_linger(conn_t *c);
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    conn_t *c = w->conn;
+    free(w->data);
+    free(w);
+    c->writes_pending--;
+    if (status != 0 && !c->closing) {
+        conn_close(c);
+        return;
+    }
+    if (c->close_after_write && c->writes_pending == 0 && !c->closing)
+        start_linger(c);
+}
+
+static double ms_since(uint64_t start_ns)
+{
+    return start_ns ? (double)(uv_hrtime() - start_ns) / 1e6 : 0.0;
+}
+
+static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_pid)
+{
+    if (LOG_INFO < log_min_level)
+        return;
+    const request_t *r = &c->req;
+    const char *method = http_method_str((enum http_method)c->parser.method);
+    int url_len = (int)(r->url.len > 256 ? 256 : r->url.len);
+    char worker[24];
+    if (worker_pid > 0)
+        snprintf(worker, sizeof(worker), "%d", (int)worker_pid);
+    else
+        snprintf(worker, sizeof(worker), "-");
+    log_write(LOG_INFO, "access req=%s method=%s path=%.*s status=%d ms=%.2f worker=%s outcome=%s",
+              r->id[0] ? r->id : "-", method, url_len, r->url.data ? r->url.data : "", status,
+              ms_since(r->start_ns), worker, outcome);
+}
+
+/* Writes one whole answer. `close` forces Connection: close; otherwise keep-alive
+ * follows the request (HTTP/1.0 without keep-alive closes) and shutdown. */
+static void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len,
+                         const char *body, size_t body_len, bool close, const char *outcome,
+                         pid_t worker_pid)
+{
+    if (c->closing)
+        return;
+    bool keep = !close && !draining && http_should_keep_alive(&c->parser);
+    bool no_body = status == 204 || status == 304;
+    if (!c->req.id[0])
+        reqid_generate(c->req.id);
+
+    buf_t out = BUF_INIT;
+    buf_reserve(&out, 160 + headers_len + (no_body ? 0 : body_len));
+    buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    buf_append(&out, headers, headers_len);
+    if (!no_body)
+        buf_appendf(&out, "Content-Length: %zu\r\n", body_len);
+    buf_appendf(&out, "x-request-id: %s\r\n", c->req.id);
+    if (!keep)
+        buf_append_str(&out, "Connection: close\r\n");
+    else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+        buf_append_str(&out, "Connection: keep-alive\r\n");
+    buf_append(&out, "\r\n", 2);
+    if (!no_body)
+        buf_append(&out, body, body_len);
+
+    log_access(c, status, outcome, worker_pid);
+    size_t len = out.len;
+    conn_write(c, buf_steal(&out), len);
+    if (c->closing)
+        return;
+
+    request_reset(&c->req);
+    c->job = NULL;
+    c->paused = false;
+    if (!keep) {
+        c->close_after_write = true;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    c->state = CONN_IDLE;
+    conn_arm(c, config->idle_timeout);
+}
+
+static void conn_respond_error(conn_t *c, int status, const char *message, bool close,
+                               const char *outcome)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    buf_t body = BUF_INIT;
+    json_error_body(&body, status, message);
+    conn_respond(c, status, json_type, sizeof(json_type) - 1, body.data, body.len, close, outcome,
+                 0);
+    buf_free(&body);
+}
+
+void http_answer_job(job_t *job, const http_answer_t *a)
+{
+    conn_t *c = job->conn;
+    c->job = NULL;
+    job->conn = NULL;
+    conn_respond(c, a->status, a->headers, a->headers_len, a->body, a->body_len, false, a->outcome,
+                 a->worker_pid);
+    /* Later pipelined requests waited for this answer. */
+    if (!c->closing && !c->in_process)
+        conn_process_buffered(c);
+}
+
+void http_answer_job_error(job_t *job, int status, const char *message, const char *outcome,
+                           pid_t worker_pid)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    buf_t body = BUF_INIT;
+    json_error_body(&body, status, message);
+    http_answer_t a = {status, json_type, sizeof(json_type) - 1, body.data, body.len, outcome,
+                       worker_pid};
+    http_answer_job(job, &a);
+    buf_free(&body);
+}
+
+/* ------------------------------------------------------------- decisions ---- */
+
+/* The head is complete and the parser is paused before the body. */
+static void after_headers(conn_t *c, bool body_buffered)
+{
+    request_t *r = &c->req;
+    http_parser *p = &c->parser;
+
+    /* Framing first, before the key: http-parser passes "gzip, chunked" and would
+     * hand us coded bytes. */
+    if (r->te_count > 0 && (r->te_count > 1 || !r->te_chunked_only)) {
+        conn_respond_error(c, 400, "unsupported Transfer-Encoding: only chunked is accepted",
+                           true, "rejected");
+        return;
+    }
+    if (r->kind != REQ_EXEC)
+        return;
+    bool key_ok = r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len);
+    if (!key_ok) {
+        conn_respond_error(c, 401, "Unauthorized", true, "rejected");
+        return;
+    }
+    if (r->expect_other) {
+        conn_respond_error(c, 417, "only Expect: 100-continue is supported", true, "rejected");
+        return;
+    }
+    bool has_length = !(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX;
+    if (has_length && p->content_length > config->max_body) {
+        conn_respond_error(c, 413, "Request body too large", true, "rejected");
+        return;
+    }
+    if (r->expect_continue && p->http_major == 1 && p->http_minor >= 1 && !body_buffered) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write(c, xstrndup(cont, sizeof(cont) - 1), sizeof(cont) - 1);
+    }
+    r->check = body_check_new();
+    if (r->check == NULL) {
+        conn_respond_error(c, 500, "out of memory for the JSON parser", true, "error");
+        return;
+    }
+    if (has_length)
+        buf_reserve(&r->body, (size_t)p->content_length);
+}
+
+static void answer_health(conn_t *c)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    if (pool_ready()) {
+        static const char ok[] = "{\"status\": \"ok\"}";
+        conn_respond(c, 200, json_type, sizeof(json_type) - 1, ok, sizeof(ok) - 1, false, "health",
+                     0);
+    } else {
+        const char *why = pool_not_ready_reason();
+        buf_t body = BUF_INIT;
+        buf_append_str(&body, "{\"status\": \"unavailable\", \"message\": ");
+        json_append_string(&body, why, strlen(why));
+        buf_append_str(&body, ", \"code\": 503}");
+        conn_respond(c, 503, json_type, sizeof(json_type) - 1, body.data, body.len, false, "health",
+                     0);
+        buf_free(&body);
+    }
+}
+
+/* The request is complete and the parser is paused after it. */
+static void after_message(conn_t *c)
+{
+    request_t *r = &c->req;
+    uv_timer_stop(&c->timer);
+    if (!r->id[0])
+        reqid_generate(r->id);
+
+    if (r->kind == REQ_HEALTH) {
+        answer_health(c);
+        return;
+    }
+    if (r->kind == REQ_NOT_ALLOWED) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "method %s is not allowed here: POST executes the function, GET /__health "
+                 "reports health",
+                 http_method_str((enum http_method)c->parser.method));
+        conn_respond_error(c, 405, msg, false, "rejected");
+        return;
+    }
+    if (r->body_bytes == 0) {
+        conn_respond_error(c, 500, "no data received", false, "rejected");
+        return;
+    }
+    bool has_timeout = false;
+    double timeout = 0;
+    const char *error = NULL;
+    if (body_check_finish(r->check, &has_timeout, &timeout, &error) < 0) {
+        conn_respond_error(c, 400, error, false, "rejected");
+        return;
+    }
+    if (!has_timeout)
+        timeout = config->default_timeout;
+    if (timeout > config->max_timeout)
+        timeout = config->max_timeout;
+
+    job_t *job = job_new(loop, c, r->id, timeout);
+    job->body = r->body; /* moves: the job owns the bytes now */
+    buf_init(&r->body);
+    c->job = job;
+    c->paused = true;
+    c->state = CONN_AT_POOL;
+    pool_submit(job);
+}
+
+static void fail_request(conn_t *c, enum http_errno e)
+{
+    request_t *r = &c->req;
+    if (r->limit_status == 414) {
+        conn_respond_error(c, 414, "request line too long (limit 8 KiB)", true, "rejected");
+    } else if (r->limit_status == 431 || e == HPE_HEADER_OVERFLOW) {
+        conn_respond_error(c, 431, "request header section too large (limits: 64 KiB, 100 fields)",
+                           true, "rejected");
+    } else if (r->body_too_large) {
+        conn_respond_error(c, 413, "Request body too large", true, "rejected");
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "malformed HTTP request: %s", http_errno_description(e));
+        conn_respond_error(c, 400, msg, true, "rejected");
+    }
+}
+
+/* Runs the parser over data until it is consumed, the connection pauses for an
+ * answer, or it closes. Returns the bytes consumed. */
+static size_t parse_input(conn_t *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    c->in_process = true;
+    while (used < len && !c->paused && !c->closing && !c->close_after_write) {
+        size_t n = http_parser_execute(&c->parser, &settings, data + used, len - used);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        used += n;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            enum pause_reason why = c->req.pause;
+            c->req.pause = PAUSE_NONE;
+            if (why == PAUSE_HEADERS)
+                after_headers(c, len - used > 1); /* the head's last LF is not consumed yet */
+            else
+                after_message(c);
+            continue;
+        }
+        if (e != HPE_OK) {
+            fail_request(c, e);
+            break;
+        }
+    }
+    c->in_process = false;
+    return used;
+}
+
+static void update_reading(conn_t *c)
+{
+    bool want = !c->closing && c->in.len < MAX_PENDING_INPUT;
+    if (want && !c->reading) {
+        extern void http__read_start(conn_t * c);
+        http__read_start(c);
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void conn_process_buffered(conn_t *c)
+{
+    if (c->in.len > 0 && !c->paused) {
+        size_t used = parse_input(c, c->in.data, c->in.len);
+        buf_consume(&c->in, used);
+    }
+    if (c->in.len == 0 && c->in.cap > READ_CHUNK * 2)
+        buf_free(&c->in);
+    update_reading(c);
+}
+
+/* ---------------------------------------------------------- connections ---- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
+{
+    (void)handle;
+    (void)suggested;
+    /* One loop thread, one read at a time: reads land in a shared chunk and are parsed
+     * straight from it; only what the parser leaves behind is copied. */
+    *b = uv_buf_init(read_chunk, sizeof(read_chunk));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_msg(LOG_DEBUG, "read from client: %s", uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (c->state == CONN_LINGER)
+        return; /* answered with close: input is dropped */
+    size_t len = (size_t)nread;
+    if (c->in.len == 0 && !c->paused) {
+        size_t used = parse_input(c, b->base, len);
+        if (used < len && !c->closing && !c->close_after_write)
+            buf_append(&c->in, b->base + used, len - used);
+    } else if (!c->close_after_write) {
+        buf_append(&c->in, b->base, len);
+        conn_process_buffered(c);
+        return;
+    }
+    update_reading(c);
+}
+
+void http__read_start(conn_t *c)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) {
+        log_msg(LOG_WARN, "uv_read_start on a client: %s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    conn_t *c = handle->data;
+    if (--c->open_handles > 0)
+        return;
+    request_reset(&c->req);
+    buf_free(&c->in);
+    free(c);
+}
+
+static void accept_one(uv_stream_t *server);
+
+static void conn_close(conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->job) {
+        pool_job_detach(c->job);
+        c->job = NULL;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        connections = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    connection_count--;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (accept_pending && listener != NULL) {
+        accept_pending = false;
+        accept_one(listener);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* After an answer with Connection: close: send FIN, keep reading (and dropping) until
+ * the client closes or LINGER_MS pass. Closing at once could make the kernel answer
+ * unread input with RST, destroying the answer before the client reads it. */
+static void start_linger(conn_t *c)
+{
+    c->state = CONN_LINGER;
+    buf_free(&c->in);
+    uv_shutdown_t *req = xmalloc(sizeof(*req));
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+        return;
+    }
+    if (!c->reading)
+        http__read_start(c);
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    conn_t *c = timer->data;
+    switch (c->state) {
+    case CONN_READING:
+        conn_respond_error(c, 408, "request not received in time (read timeout)", true,
+                           "rejected");
+        break;
+    case CONN_IDLE:
+    case CONN_LINGER:
+        conn_close(c);
+        break;
+    case CONN_AT_POOL:
+        break; /* the job's own deadline applies */
+    }
+}
+
+static void accept_one(uv_stream_t *server)
+{
+    conn_t *c = xcalloc(1, sizeof(*c));
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->open_handles = 1;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    request_init(&c->req);
+    buf_init(&c->in);
+    c->state = CONN_IDLE;
+    c->next = connections;
+    if (connections)
+        connections->prev = c;
+    connections = c;
+    connection_count++;
+    conn_arm(c, config->idle_timeout);
+    http__read_start(c);
+}
+
+void http_on_connection(uv_stream_t *server, int status)
+{
+    if (status < 0) {
+        log_msg(LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    listener = server;
+    /* At the limit, leave the connection in the listen backlog: libuv stops polling the
+     * listener until uv_accept() is called, which conn_close() does. */
+    if (connection_count >= (size_t)config->max_connections) {
+        accept_pending = true;
+        return;
+    }
+    accept_one(server);
+}
+
+void http_drain(void)
+{
+    draining = true;
+    listener = NULL;
+    accept_pending = false;
+    conn_t *next;
+    for (conn_t *c = connections; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE || c->state == CONN_READING)
+            conn_close(c);
+    }
+}
+
+size_t http_connection_count(void)
+{
+    return connection_count;
+}
+
+void http_init(uv_loop_t *l, const serve_config_t *cfg)
+{
+    loop = l;
+    config = cfg;
+    memset(&settings, 0, sizeof(settings));
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    /* http-parser counts the request line and the headers together; the finer limits
+     * (8 KiB line, 64 KiB and 100 fields of headers) are counted in the callbacks. */
+    http_parser_set_max_header_size(MAX_URL + MAX_HEADER_BYTES + 4096);
+}

@@ -1,0 +1,53 @@
+/* http.h -- the master's client connections: HTTP/1.x on http-parser, over libuv.
+ *
+ * One connection, one request at a time: a request's head is checked (framing, key,
+ * length, Expect) before its body is read; the body is checked as it arrives; the
+ * complete execution goes to the pool as a job, and the parser stays paused (later
+ * pipelined bytes wait in the buffer) until the answer is written, so answers leave in
+ * order. Reading continues while a job runs, so a client that leaves is seen at once.
+ *
+ * Deadlines per connection: --read-timeout from a request's first byte to its last
+ * (reads do not extend it), --idle-timeout between requests, a short linger after an
+ * answer that closes the connection. */
+#ifndef PYRT_HTTP_H
+#define PYRT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "master/config.h"
+#include "master/job.h"
+
+void http_init(uv_loop_t *loop, const serve_config_t *cfg);
+
+/* The listening socket's connection callback. */
+void http_on_connection(uv_stream_t *server, int status);
+
+/* Shutdown: answers from now on close their connection; idle and half-read
+ * connections are closed now. */
+void http_drain(void);
+size_t http_connection_count(void);
+
+/* What the pool answers for a job. `headers` holds complete "Name: value\r\n" lines,
+ * Content-Type among them. Nothing is kept: the bytes are copied. */
+typedef struct http_answer {
+    int status;
+    const char *headers;
+    size_t headers_len;
+    const char *body;
+    size_t body_len;
+    const char *outcome; /* for the access line: ok, error, timeout, crash, busy */
+    pid_t worker_pid;    /* 0: none */
+} http_answer_t;
+
+/* Writes the answer to the job's client. Precondition: job->conn != NULL. The job
+ * itself stays the pool's. */
+void http_answer_job(job_t *job, const http_answer_t *answer);
+
+/* An error answer in the contract's form: {"message": ..., "code": ...}. */
+void http_answer_job_error(job_t *job, int status, const char *message, const char *outcome,
+                           pid_t worker_pid);
+
+#endif

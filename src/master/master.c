@@ -1,0 +1,155 @@
+/* master.c -- the master process: listener, signals, shutdown (see master.h).
+ *
+ * Start-up order matters: the key is taken out of the environment first (before
+ * anything can copy the environment), then the port is bound (so "Address already in
+ * use" fails fast), then the zygote is started with the cleaned environment. */
+#include "master/master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "master/http.h"
+#include "master/pool.h"
+#include "master/reqid.h"
+#include "master/secret.h"
+
+extern char **environ;
+
+static uv_loop_t *loop;
+static uv_tcp_t listener;
+static uv_signal_t sig_term, sig_int, sig_chld;
+static bool stopping;
+
+/* A copy of the environment as it is now (the key already removed), for the zygote. */
+static char **copy_environment(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env[i] = xstrdup(environ[i]);
+    return env;
+}
+
+/* File descriptors bound the connections: raise the soft limit to the hard one and keep
+ * a reserve for workers, pipes and the zygote. */
+static void fit_connection_limit(serve_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long reserve = 64 + 8 * cfg->workers;
+    long room = rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur - reserve;
+    if (room < 16)
+        room = 16;
+    if (cfg->max_connections > room) {
+        log_msg(LOG_WARN, "--max-connections %ld exceeds what %llu file descriptors allow; using %ld",
+                cfg->max_connections, (unsigned long long)rl.rlim_cur, room);
+        cfg->max_connections = room;
+    }
+}
+
+static void on_pool_stopped(void)
+{
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_chld, NULL);
+    log_msg(LOG_INFO, "stopped");
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    if (stopping) {
+        log_msg(LOG_INFO, "%s again: still finishing executions", strsignal(signum));
+        return;
+    }
+    stopping = true;
+    log_msg(LOG_INFO, "%s: not accepting connections; finishing executions",
+            strsignal(signum));
+    uv_close((uv_handle_t *)&listener, NULL);
+    http_drain();
+    pool_shutdown(on_pool_stopped);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    pool_reap();
+}
+
+static int listen_on(serve_config_t *cfg, char *err, size_t errlen)
+{
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    int rc = strchr(cfg->host, ':') ? uv_ip6_addr(cfg->host, (int)cfg->port, &addr.in6)
+                                    : uv_ip4_addr(cfg->host, (int)cfg->port, &addr.in4);
+    if (rc != 0) {
+        snprintf(err, errlen, "--host %s: not an IP address", cfg->host);
+        return -1;
+    }
+    uv_tcp_init(loop, &listener);
+    rc = uv_tcp_bind(&listener, &addr.sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&listener, 4096, http_on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%ld: %s", cfg->host, cfg->port,
+                 rc == UV_EADDRINUSE ? "Address already in use" : uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int master_run(serve_config_t *cfg, char *err, size_t errlen)
+{
+    if (secret_take(err, errlen) < 0)
+        return -1;
+    char **zygote_env = copy_environment();
+
+    /* Orphans of user code (a double-forked daemon) come to us, not to init, so they
+     * are reaped and never outlive pyrt unnoticed. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+        log_msg(LOG_WARN, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    fit_connection_limit(cfg);
+    reqid_seed();
+
+    loop = uv_default_loop();
+    http_init(loop, cfg);
+    if (listen_on(cfg, err, errlen) < 0)
+        return -1;
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_chld);
+    uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
+    uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+
+    if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
+        return -1;
+    log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s", cfg->host, cfg->port,
+            cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir);
+
+    uv_run(loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(loop);
+    return 0;
+}

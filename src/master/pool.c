@@ -1,0 +1,1115 @@
+/* pool.c -- the zygote, the workers, the queue and the deadlines (see pool.h). */
+#include "master/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "master/http.h"
+#include "master/queue.h"
+#include "proto/proto.h"
+
+#define OUTPUT_LINE_MAX (64 * 1024)        /* longer lines are split */
+#define OUTPUT_CAP_PER_EXEC (1024 * 1024)  /* log bytes one execution may produce */
+#define CHANNEL_EOF_GRACE_MS 200           /* EOF without exit: kill after this */
+#define STOP_GRACE_MS 3000                 /* shutdown: SIGKILL what has not exited */
+#define BACKOFF_BASE_MS 50
+#define BACKOFF_CAP_MS 5000
+#define UNCLAIMED_MAX 32
+
+enum worker_state {
+    W_SPAWNING, /* SPAWN sent, the zygote has not said the pid yet */
+    W_STARTING, /* forked, READY not received */
+    W_IDLE,
+    W_BUSY,
+    W_DYING,    /* killed or lost: waiting for exit and for its handles to close */
+};
+
+typedef struct output {
+    uv_pipe_t pipe;
+    worker_t *worker;
+    const char *name; /* "stdout" or "stderr" */
+    buf_t partial;    /* an unfinished line */
+    bool open;
+} output_t;
+
+struct worker {
+    unsigned id;
+    pid_t pid;
+    enum worker_state state;
+    uv_pipe_t chan;
+    uv_timer_t timer;
+    output_t out, err;
+    int open_handles;
+    bool chan_open;
+    proto_decoder_t dec;
+    job_t *job;
+    char last_id[REQID_MAX + 1]; /* tags output, also after the execution answered */
+    size_t output_bytes;
+    bool output_cut;
+    bool exited;
+    bool expected_exit;      /* we killed or stopped it */
+    const char *kill_reason; /* overrides the exit status in the answer */
+    worker_t *prev, *next;
+};
+
+typedef struct call_write {
+    uv_write_t req;
+    buf_t head;
+    buf_t body;
+} call_write_t;
+
+static uv_loop_t *loop;
+static const serve_config_t *config;
+static char **zygote_env;
+static char **zygote_argv;
+
+static struct {
+    pid_t pid;
+    uv_pipe_t chan;
+    bool chan_open;
+    bool ready;
+    proto_decoder_t dec;
+    unsigned failures;
+    uv_timer_t restart_timer;
+    char last_error[256];
+} zygote;
+
+static worker_t *workers;
+static unsigned next_worker_id;
+static job_queue_t queue;
+static unsigned crash_streak;
+static uv_timer_t backoff_timer;
+static bool backoff_active;
+static bool shutting_down;
+static void (*shutdown_done)(void);
+static uv_timer_t stop_timer;
+static bool stopping;
+static char last_worker_error[256];
+
+static struct {
+    pid_t pid;
+    int status;
+} unclaimed[UNCLAIMED_MAX];
+static unsigned unclaimed_next;
+
+static void pool_maintain(void);
+static void dispatch(void);
+static void worker_exited(worker_t *w, int status);
+static void start_zygote(void);
+
+/* ------------------------------------------------------------ helpers ---- */
+
+static void describe_exit(int status, char *out, size_t size)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *name = strsignal(sig);
+        snprintf(out, size, "worker killed by signal %d (%s)", sig, name ? name : "unknown");
+    } else if (WIFEXITED(status)) {
+        snprintf(out, size, "worker exited with status %d", WEXITSTATUS(status));
+    } else {
+        snprintf(out, size, "worker stopped (wait status %d)", status);
+    }
+}
+
+/* "2", "1.5", "0.25": the effective timeout in its shortest form. */
+static void format_seconds(double s, char *out, size_t size)
+{
+    snprintf(out, size, "%.6f", s);
+    char *dot = strchr(out, '.');
+    if (dot == NULL)
+        return;
+    char *end = out + strlen(out) - 1;
+    while (end > dot && *end == '0')
+        *end-- = '\0';
+    if (end == dot)
+        *end = '\0';
+}
+
+static void finish_job_error(job_t *job, int status, const char *message, const char *outcome,
+                             pid_t pid)
+{
+    if (job->conn)
+        http_answer_job_error(job, status, message, outcome, pid);
+    job_free(job);
+}
+
+static unsigned live_workers(void)
+{
+    unsigned n = 0;
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->state != W_DYING)
+            n++;
+    return n;
+}
+
+static worker_t *find_worker_pid(pid_t pid)
+{
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->pid == pid)
+            return w;
+    return NULL;
+}
+
+/* ------------------------------------------------------ worker output ---- */
+
+static void emit_output(output_t *o, const char *text, size_t len)
+{
+    worker_t *w = o->worker;
+    if (w->output_bytes >= OUTPUT_CAP_PER_EXEC) {
+        if (!w->output_cut) {
+            w->output_cut = true;
+            log_msg(LOG_WARN, "req=%s: output cut after %d bytes (the limit per execution)",
+                    w->last_id[0] ? w->last_id : "-", OUTPUT_CAP_PER_EXEC);
+        }
+        return;
+    }
+    w->output_bytes += len;
+    char prefix[REQID_MAX + 32];
+    snprintf(prefix, sizeof(prefix), "req=%s %s: ", w->last_id[0] ? w->last_id : "-", o->name);
+    log_write_as(LOG_INFO, "worker", w->pid, prefix, text, len);
+}
+
+static void output_consume(output_t *o, const char *data, size_t len)
+{
+    buf_append(&o->partial, data, len);
+    size_t start = 0;
+    for (;;) {
+        const char *nl = memchr(o->partial.data + start, '\n', o->partial.len - start);
+        size_t avail = o->partial.len - start;
+        if (nl == NULL) {
+            if (avail < OUTPUT_LINE_MAX)
+                break;
+            emit_output(o, o->partial.data + start, OUTPUT_LINE_MAX);
+            start += OUTPUT_LINE_MAX;
+            continue;
+        }
+        size_t line = (size_t)(nl - (o->partial.data + start));
+        if (line > OUTPUT_LINE_MAX)
+            line = OUTPUT_LINE_MAX;
+        else
+            avail = line + 1;
+        emit_output(o, o->partial.data + start, line);
+        start += line == OUTPUT_LINE_MAX ? line : avail;
+    }
+    buf_consume(&o->partial, start);
+}
+
+static void output_flush(output_t *o)
+{
+    if (o->partial.len)
+        emit_output(o, o->partial.data, o->partial.len);
+    buf_free(&o->partial);
+}
+
+static void worker_handle_closed(worker_t *w);
+
+static void on_output_closed(uv_handle_t *handle)
+{
+    output_t *o = handle->data;
+    worker_handle_closed(o->worker);
+}
+
+static void output_close(output_t *o)
+{
+    if (!o->open)
+        return;
+    o->open = false;
+    output_flush(o);
+    uv_close((uv_handle_t *)&o->pipe, on_output_closed);
+}
+
+static char io_chunk[64 * 1024];
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    *b = uv_buf_init(io_chunk, sizeof(io_chunk));
+}
+
+static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    output_t *o = s->data;
+    if (n > 0)
+        output_consume(o, b->base, (size_t)n);
+    else if (n < 0)
+        output_close(o);
+}
+
+/* Reads what is already in a pipe, without waiting: used before an answer or an exit
+ * is logged, so the execution's output comes first and under its own id. */
+static void output_drain(output_t *o)
+{
+    if (!o->open)
+        return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&o->pipe, &fd) != 0)
+        return;
+    for (;;) {
+        ssize_t n = read(fd, io_chunk, sizeof(io_chunk));
+        if (n > 0) {
+            output_consume(o, io_chunk, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+}
+
+/* ------------------------------------------------------ worker life ---- */
+
+static void worker_handle_closed(worker_t *w)
+{
+    if (--w->open_handles > 0)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        workers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    proto_decoder_free(&w->dec);
+    free(w);
+    pool_maintain();
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    worker_handle_closed(handle->data);
+}
+
+static void close_channel(worker_t *w)
+{
+    if (!w->chan_open)
+        return;
+    w->chan_open = false;
+    uv_close((uv_handle_t *)&w->chan, on_handle_closed);
+}
+
+/* The worker is gone or going: close what can be closed now. The output pipes stay
+ * open until EOF, since a child the execution started may still write. */
+static void worker_release(worker_t *w)
+{
+    close_channel(w);
+    if (!uv_is_closing((uv_handle_t *)&w->timer)) {
+        uv_timer_stop(&w->timer);
+        uv_close((uv_handle_t *)&w->timer, on_handle_closed);
+    }
+}
+
+static void worker_kill(worker_t *w, const char *reason)
+{
+    if (w->pid > 0 && !w->exited)
+        (void)kill(w->pid, SIGKILL);
+    if (reason && !w->kill_reason)
+        w->kill_reason = reason;
+    w->expected_exit = true;
+    w->state = W_DYING;
+    if (w->pid <= 0)
+        worker_release(w); /* never forked: nothing to wait for */
+}
+
+static void job_lost_with_worker(worker_t *w, const char *what)
+{
+    job_t *job = w->job;
+    if (job == NULL)
+        return;
+    w->job = NULL;
+    job->worker = NULL;
+    log_msg(LOG_WARN, "req=%s: %s", job->id, what);
+    finish_job_error(job, 500, what, "crash", w->pid);
+}
+
+static void handle_result(worker_t *w, const proto_frame_t *f);
+
+static void handle_frame(worker_t *w, const proto_frame_t *f)
+{
+    if (w->state == W_DYING)
+        return;
+    switch (f->type) {
+    case PROTO_MSG_READY:
+        if (w->state == W_STARTING || w->state == W_SPAWNING) {
+            w->state = W_IDLE;
+            log_msg(LOG_DEBUG, "worker %d ready", (int)w->pid);
+            dispatch();
+            return;
+        }
+        break;
+    case PROTO_MSG_RESULT:
+        if (w->state == W_BUSY && w->job) {
+            handle_result(w, f);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    log_msg(LOG_WARN, "worker %d sent an unexpected frame (type %u); replacing it", (int)w->pid,
+            f->type);
+    job_lost_with_worker(w, "worker sent an invalid frame to the master");
+    worker_kill(w, "worker sent an invalid frame to the master");
+    pool_maintain();
+}
+
+static void process_frames(worker_t *w)
+{
+    proto_frame_t f;
+    int rc;
+    while (w->chan_open && (rc = proto_decoder_next(&w->dec, &f)) == 1) {
+        handle_frame(w, &f);
+        proto_decoder_pop(&w->dec, &f);
+    }
+    if (w->chan_open && rc < 0) {
+        log_msg(LOG_WARN, "worker %d sent a frame over the size limit; replacing it", (int)w->pid);
+        job_lost_with_worker(w, "worker sent an answer over the size limit");
+        worker_kill(w, "worker sent an answer over the size limit");
+        pool_maintain();
+    }
+}
+
+static void on_channel_grace(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (!w->exited && w->pid > 0) {
+        log_msg(LOG_WARN, "worker %d closed its channel but did not exit; killing it", (int)w->pid);
+        worker_kill(w, "worker closed its channel to the master");
+    }
+}
+
+static void on_channel_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    worker_t *w = s->data;
+    if (n > 0) {
+        proto_decoder_feed(&w->dec, b->base, (size_t)n);
+        process_frames(w);
+        return;
+    }
+    if (n == 0)
+        return;
+    /* EOF: the worker is exiting (its status comes with SIGCHLD) or closed fd of its
+     * channel; if it is still alive after a grace period, kill it. */
+    uv_read_stop(s);
+    if (w->pid <= 0) {
+        /* The zygote died before forking it. */
+        w->state = W_DYING;
+        job_lost_with_worker(w, "worker could not be started");
+        worker_release(w);
+        output_close(&w->out);
+        output_close(&w->err);
+        pool_maintain();
+        return;
+    }
+    if (!w->exited)
+        uv_timer_start(&w->timer, on_channel_grace, CHANNEL_EOF_GRACE_MS, 0);
+}
+
+/* Frames already in the channel when the worker exited: a RESULT written just before
+ * it died still counts. */
+static void channel_drain(worker_t *w)
+{
+    if (!w->chan_open)
+        return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&w->chan, &fd) != 0)
+        return;
+    for (;;) {
+        ssize_t n = read(fd, io_chunk, sizeof(io_chunk));
+        if (n > 0) {
+            proto_decoder_feed(&w->dec, io_chunk, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    process_frames(w);
+}
+
+static void worker_exited(worker_t *w, int status)
+{
+    w->exited = true;
+    channel_drain(w);
+    output_drain(&w->out);
+    output_drain(&w->err);
+    char what[128];
+    if (w->kill_reason)
+        snprintf(what, sizeof(what), "%s", w->kill_reason);
+    else
+        describe_exit(status, what, sizeof(what));
+    if (!w->expected_exit) {
+        crash_streak++;
+        snprintf(last_worker_error, sizeof(last_worker_error), "%s", what);
+        log_msg(LOG_WARN, "worker %d: %s", (int)w->pid, what);
+    } else {
+        log_msg(LOG_DEBUG, "worker %d: %s", (int)w->pid, what);
+    }
+    job_lost_with_worker(w, what);
+    w->state = W_DYING;
+    worker_release(w);
+    pool_maintain();
+}
+
+static int send_spawn(unsigned id, int fds[3])
+{
+    buf_t frame = BUF_INIT;
+    size_t start = proto_frame_begin(&frame, PROTO_MSG_SPAWN);
+    proto_put_u32(&frame, id);
+    proto_frame_end(&frame, start, 0);
+
+    union {
+        char space[CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec iov = {frame.data, frame.len};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+
+    uv_os_fd_t zfd;
+    int rc = uv_fileno((uv_handle_t *)&zygote.chan, &zfd);
+    if (rc == 0) {
+        ssize_t n;
+        do
+            n = sendmsg(zfd, &msg, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        rc = n == (ssize_t)frame.len ? 0 : -1;
+    }
+    buf_free(&frame);
+    return rc;
+}
+
+static int open_pipe(uv_pipe_t *p, int fd, void *data)
+{
+    uv_pipe_init(loop, p, 0);
+    p->data = data;
+    return uv_pipe_open(p, fd);
+}
+
+static void worker_spawn(void)
+{
+    int chan[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) != 0 ||
+        pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        log_msg(LOG_ERROR, "cannot create a worker's channel or pipes: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) {
+            if (chan[i] >= 0) (void)close(chan[i]);
+            if (out[i] >= 0) (void)close(out[i]);
+            if (err[i] >= 0) (void)close(err[i]);
+        }
+        return;
+    }
+    worker_t *w = xcalloc(1, sizeof(*w));
+    w->id = ++next_worker_id;
+    w->state = W_SPAWNING;
+    proto_decoder_init(&w->dec, (uint32_t)(config->max_body + 1024 * 1024));
+    w->out.worker = w->err.worker = w;
+    w->out.name = "stdout";
+    w->err.name = "stderr";
+    buf_init(&w->out.partial);
+    buf_init(&w->err.partial);
+    uv_timer_init(loop, &w->timer);
+    w->timer.data = w;
+    open_pipe(&w->chan, chan[0], w);
+    open_pipe(&w->out.pipe, out[0], &w->out);
+    open_pipe(&w->err.pipe, err[0], &w->err);
+    w->chan_open = w->out.open = w->err.open = true;
+    w->open_handles = 4;
+    /* The pipes' handle data is the output_t; on_handle_closed needs the worker. */
+    w->out.pipe.data = &w->out;
+    w->err.pipe.data = &w->err;
+    w->next = workers;
+    if (workers)
+        workers->prev = w;
+    workers = w;
+
+    int child_fds[3] = {chan[1], out[1], err[1]};
+    int rc = send_spawn(w->id, child_fds);
+    for (int i = 0; i < 3; i++)
+        (void)close(child_fds[i]);
+    uv_read_start((uv_stream_t *)&w->chan, on_alloc, on_channel_read);
+    uv_read_start((uv_stream_t *)&w->out.pipe, on_alloc, on_output);
+    uv_read_start((uv_stream_t *)&w->err.pipe, on_alloc, on_output);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, "cannot send a spawn request to the zygote: %s", strerror(errno));
+        worker_kill(w, "the zygote is unreachable");
+        output_close(&w->out);
+        output_close(&w->err);
+    }
+}
+
+/* ------------------------------------------------------------ results ---- */
+
+static bool is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool header_name_ok(const uint8_t *name, uint32_t len)
+{
+    if (len == 0 || len > 256)
+        return false;
+    for (uint32_t i = 0; i < len; i++)
+        if (!is_token_char(name[i]))
+            return false;
+    static const char *const reserved[] = {"content-length", "transfer-encoding", "connection",
+                                           "x-request-id"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strlen(reserved[i]) == len && strncasecmp((const char *)name, reserved[i], len) == 0)
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const uint8_t *value, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            return false;
+    return true;
+}
+
+/* The worker's answer. Everything in it is checked: user code can write to the
+ * channel, so a worker is trusted with nothing that could break the client's framing. */
+static void handle_result(worker_t *w, const proto_frame_t *f)
+{
+    job_t *job = w->job;
+    proto_reader_t r;
+    proto_reader_init(&r, f->payload, f->length);
+    uint32_t status = proto_get_u32(&r);
+    uint32_t flags = proto_get_u32(&r);
+    uint32_t count = proto_get_u32(&r);
+    buf_t headers = BUF_INIT;
+    bool valid = !r.error && status >= 200 && status <= 599 && count <= 1000;
+    for (uint32_t i = 0; valid && i < count; i++) {
+        uint32_t nlen, vlen;
+        const uint8_t *name = proto_get_bytes(&r, &nlen);
+        const uint8_t *value = proto_get_bytes(&r, &vlen);
+        if (r.error || !header_name_ok(name, nlen) || !header_value_ok(value, vlen)) {
+            valid = false;
+            break;
+        }
+        buf_append(&headers, name, nlen);
+        buf_append(&headers, ": ", 2);
+        buf_append(&headers, value, vlen);
+        buf_append(&headers, "\r\n", 2);
+    }
+    uint32_t body_len = 0;
+    const uint8_t *body = valid ? proto_get_bytes(&r, &body_len) : NULL;
+    valid = valid && !r.error && r.left == 0;
+
+    w->job = NULL;
+    job->worker = NULL;
+    output_drain(&w->out);
+    output_drain(&w->err);
+    if (!valid) {
+        buf_free(&headers);
+        log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer; replacing it", job->id,
+                (int)w->pid);
+        finish_job_error(job, 500, "worker sent an invalid response", "error", w->pid);
+        worker_kill(w, "worker sent an invalid response");
+        pool_maintain();
+        return;
+    }
+    crash_streak = 0;
+    if (body_len > config->max_body) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
+                 body_len, config->max_body);
+        finish_job_error(job, 500, msg, "error", w->pid);
+    } else {
+        if (job->conn) {
+            http_answer_t a = {(int)status, headers.data ? headers.data : "", headers.len,
+                               (const char *)body, body_len, status < 500 ? "ok" : "error",
+                               w->pid};
+            http_answer_job(job, &a);
+        }
+        job_free(job);
+    }
+    buf_free(&headers);
+
+    if (flags & PROTO_RESULT_RECYCLE) {
+        /* Closing the channel makes the worker exit at its next read. */
+        w->state = W_DYING;
+        w->expected_exit = true;
+        close_channel(w);
+    } else {
+        w->state = W_IDLE;
+    }
+    dispatch();
+    pool_maintain();
+}
+
+/* ----------------------------------------------------------- dispatch ---- */
+
+static void on_call_written(uv_write_t *req, int status)
+{
+    call_write_t *cw = (call_write_t *)req;
+    (void)status; /* a failed write shows up as the worker's EOF or exit */
+    buf_free(&cw->head);
+    buf_free(&cw->body);
+    free(cw);
+}
+
+static void send_call(worker_t *w, job_t *job)
+{
+    call_write_t *cw = xcalloc(1, sizeof(*cw));
+    size_t start = proto_frame_begin(&cw->head, PROTO_MSG_CALL);
+    proto_put_bytes(&cw->head, job->id, strlen(job->id));
+    double ms = job->timeout * 1000.0;
+    proto_put_u32(&cw->head, ms > 4e9 ? 4000000000u : (uint32_t)ms);
+    /* The body moves into the write: it must live until libuv is done with it, which
+     * can be after the job was answered (a deadline) and freed. */
+    cw->body = job->body;
+    buf_init(&job->body);
+    proto_frame_end(&cw->head, start, cw->body.len);
+
+    w->state = W_BUSY;
+    w->job = job;
+    job->worker = w;
+    snprintf(w->last_id, sizeof(w->last_id), "%s", job->id);
+    w->output_bytes = 0;
+    w->output_cut = false;
+
+    uv_buf_t bufs[2] = {uv_buf_init(cw->head.data, (unsigned int)cw->head.len),
+                        uv_buf_init(cw->body.data ? cw->body.data : "",
+                                    (unsigned int)cw->body.len)};
+    int rc = uv_write(&cw->req, (uv_stream_t *)&w->chan, bufs, 2, on_call_written);
+    if (rc != 0) {
+        buf_free(&cw->head);
+        buf_free(&cw->body);
+        free(cw);
+        log_msg(LOG_WARN, "req=%s: cannot write to worker %d: %s", job->id, (int)w->pid,
+                uv_strerror(rc));
+        job_lost_with_worker(w, "worker channel broken");
+        worker_kill(w, "worker channel broken");
+    }
+}
+
+static worker_t *idle_worker(void)
+{
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->state == W_IDLE)
+            return w;
+    return NULL;
+}
+
+static void dispatch(void)
+{
+    worker_t *w;
+    while (queue.length > 0 && (w = idle_worker()) != NULL)
+        send_call(w, queue_pop(&queue));
+    pool_maintain();
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    job_t *job = t->data;
+    char secs[32], msg[96];
+    format_seconds(job->timeout, secs, sizeof(secs));
+    snprintf(msg, sizeof(msg), "Execution timed out after %s seconds", secs);
+    pid_t pid = 0;
+    if (job->queued) {
+        queue_remove(&queue, job);
+    } else if (job->worker) {
+        worker_t *w = job->worker;
+        pid = w->pid;
+        w->job = NULL;
+        job->worker = NULL;
+        log_msg(LOG_WARN, "req=%s: timed out after %s s; killing worker %d", job->id, secs,
+                (int)pid);
+        worker_kill(w, "killed at its execution's deadline");
+    }
+    finish_job_error(job, 500, msg, "timeout", pid);
+    pool_maintain();
+}
+
+void pool_submit(job_t *job)
+{
+    double ms = job->timeout * 1000.0;
+    uint64_t delay = ms > 1e12 ? (uint64_t)1e12 : (uint64_t)(ms + 0.999);
+    uv_timer_start(&job->deadline, on_deadline, delay ? delay : 1, 0);
+
+    worker_t *w = idle_worker();
+    if (w && queue.length == 0) {
+        send_call(w, job);
+        return;
+    }
+    if (queue.length >= (size_t)config->max_queue) {
+        finish_job_error(job, 503, "Server busy", "busy", 0);
+        return;
+    }
+    queue_push(&queue, job);
+}
+
+void pool_job_detach(job_t *job)
+{
+    job->conn = NULL;
+    if (job->queued) {
+        queue_remove(&queue, job);
+        job_free(job);
+        pool_maintain();
+    }
+}
+
+bool pool_ready(void)
+{
+    if (shutting_down)
+        return false;
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->state == W_IDLE || w->state == W_BUSY)
+            return true;
+    return false;
+}
+
+const char *pool_not_ready_reason(void)
+{
+    if (shutting_down)
+        return "shutting down";
+    if (!zygote.ready && zygote.last_error[0])
+        return zygote.last_error;
+    if (last_worker_error[0] && crash_streak > 0)
+        return last_worker_error;
+    return "workers are starting";
+}
+
+/* ------------------------------------------------------------- zygote ---- */
+
+static unsigned backoff_ms(unsigned failures)
+{
+    if (failures <= 1)
+        return 0;
+    unsigned ms = BACKOFF_BASE_MS;
+    for (unsigned i = 2; i < failures && ms < BACKOFF_CAP_MS; i++)
+        ms *= 2;
+    return ms < BACKOFF_CAP_MS ? ms : BACKOFF_CAP_MS;
+}
+
+static void on_spawned(const proto_frame_t *f)
+{
+    proto_reader_t r;
+    proto_reader_init(&r, f->payload, f->length);
+    unsigned id = proto_get_u32(&r);
+    pid_t pid = (pid_t)proto_get_u32(&r);
+    uint32_t elen;
+    const uint8_t *error = proto_get_bytes(&r, &elen);
+    worker_t *w = NULL;
+    for (worker_t *x = workers; x; x = x->next)
+        if (x->id == id)
+            w = x;
+    if (r.error || w == NULL) {
+        log_msg(LOG_ALERT, "zygote sent SPAWNED for unknown worker %u", id);
+        return;
+    }
+    if (pid <= 0) {
+        snprintf(last_worker_error, sizeof(last_worker_error), "cannot fork a worker: %.*s",
+                 (int)elen, error ? (const char *)error : "");
+        log_msg(LOG_ERROR, "%s", last_worker_error);
+        crash_streak++;
+        worker_kill(w, "worker could not be forked");
+        output_close(&w->out);
+        output_close(&w->err);
+        return;
+    }
+    w->pid = pid;
+    if (w->state == W_SPAWNING)
+        w->state = W_STARTING;
+    if (w->state == W_DYING && !w->exited)
+        (void)kill(pid, SIGKILL); /* killed while being spawned */
+    for (unsigned i = 0; i < UNCLAIMED_MAX; i++) {
+        if (unclaimed[i].pid == pid) {
+            unclaimed[i].pid = 0;
+            worker_exited(w, unclaimed[i].status);
+            return;
+        }
+    }
+}
+
+static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)s;
+    if (n > 0) {
+        proto_decoder_feed(&zygote.dec, b->base, (size_t)n);
+        proto_frame_t f;
+        int rc;
+        while ((rc = proto_decoder_next(&zygote.dec, &f)) == 1) {
+            if (f.type == PROTO_MSG_ZYGOTE_READY) {
+                zygote.ready = true;
+                zygote.last_error[0] = '\0';
+                log_msg(LOG_INFO, "zygote %d ready", (int)zygote.pid);
+            } else if (f.type == PROTO_MSG_SPAWNED) {
+                on_spawned(&f);
+            } else {
+                log_msg(LOG_ALERT, "zygote sent an unexpected frame (type %u)", f.type);
+            }
+            proto_decoder_pop(&zygote.dec, &f);
+        }
+        pool_maintain();
+        return;
+    }
+    if (n < 0) {
+        uv_read_stop(s);
+        zygote.ready = false; /* its exit status comes with SIGCHLD */
+    }
+}
+
+static void on_zygote_chan_closed(uv_handle_t *h)
+{
+    (void)h;
+    zygote.chan_open = false;
+    proto_decoder_free(&zygote.dec);
+    pool_maintain();
+}
+
+static void zygote_exited(int status)
+{
+    char what[128];
+    describe_exit(status, what, sizeof(what));
+    zygote.pid = 0;
+    zygote.ready = false;
+    if (zygote.chan_open && !uv_is_closing((uv_handle_t *)&zygote.chan))
+        uv_close((uv_handle_t *)&zygote.chan, on_zygote_chan_closed);
+    if (stopping)
+        return;
+    zygote.failures++;
+    snprintf(zygote.last_error, sizeof(zygote.last_error), "the zygote %s",
+             what + strlen("worker "));
+    log_msg(LOG_ERROR, "%s; starting a new one", zygote.last_error);
+    unsigned delay = backoff_ms(zygote.failures);
+    uv_timer_start(&zygote.restart_timer, (uv_timer_cb)start_zygote, delay, 0);
+}
+
+static void start_zygote(void)
+{
+    if (stopping || zygote.pid > 0 || zygote.chan_open)
+        return;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        snprintf(zygote.last_error, sizeof(zygote.last_error), "socketpair for the zygote: %s",
+                 strerror(errno));
+        log_msg(LOG_ERROR, "%s", zygote.last_error);
+        uv_timer_start(&zygote.restart_timer, (uv_timer_cb)start_zygote, BACKOFF_CAP_MS, 0);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(zygote.last_error, sizeof(zygote.last_error), "fork() for the zygote: %s",
+                 strerror(errno));
+        log_msg(LOG_ERROR, "%s", zygote.last_error);
+        (void)close(sv[0]);
+        (void)close(sv[1]);
+        uv_timer_start(&zygote.restart_timer, (uv_timer_cb)start_zygote, BACKOFF_CAP_MS, 0);
+        return;
+    }
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls until exec. The zygote gets a clean signal
+         * state and its control socket as fd 3; every other fd is close-on-exec. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        if (sv[1] == 3)
+            (void)fcntl(3, F_SETFD, 0);
+        else if (dup2(sv[1], 3) < 0)
+            _exit(126);
+        execve("/proc/self/exe", zygote_argv, zygote_env);
+        static const char msg[] = "pyrt: cannot exec /proc/self/exe for the zygote\n";
+        (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(127);
+    }
+    (void)close(sv[1]);
+    zygote.pid = pid;
+    proto_decoder_init(&zygote.dec, 64 * 1024);
+    uv_pipe_init(loop, &zygote.chan, 0);
+    uv_pipe_open(&zygote.chan, sv[0]);
+    zygote.chan_open = true;
+    uv_read_start((uv_stream_t *)&zygote.chan, on_alloc, on_zygote_read);
+    log_msg(LOG_DEBUG, "zygote %d started", (int)pid);
+}
+
+/* ------------------------------------------------------- supervision ---- */
+
+void pool_reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == zygote.pid) {
+            zygote_exited(status);
+            continue;
+        }
+        worker_t *w = find_worker_pid(pid);
+        if (w) {
+            if (!w->exited)
+                worker_exited(w, status);
+            continue;
+        }
+        /* A worker whose SPAWNED has not arrived yet, or an orphan of user code that
+         * was reparented to us (the master is a child subreaper). */
+        unclaimed[unclaimed_next].pid = pid;
+        unclaimed[unclaimed_next].status = status;
+        unclaimed_next = (unclaimed_next + 1) % UNCLAIMED_MAX;
+    }
+}
+
+static void on_backoff_done(uv_timer_t *t)
+{
+    (void)t;
+    backoff_active = false;
+    pool_maintain();
+}
+
+static bool busy(void)
+{
+    if (queue.length > 0)
+        return true;
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->state == W_BUSY)
+            return true;
+    return false;
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    (void)t;
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->pid > 0 && !w->exited)
+            (void)kill(w->pid, SIGKILL);
+    if (zygote.pid > 0)
+        (void)kill(zygote.pid, SIGKILL);
+    for (worker_t *w = workers; w; w = w->next) {
+        output_close(&w->out);
+        output_close(&w->err);
+    }
+}
+
+static void stop_all(void)
+{
+    stopping = true;
+    uv_timer_stop(&zygote.restart_timer);
+    uv_timer_stop(&backoff_timer);
+    /* Closing a worker's channel makes it exit at its next read; the zygote likewise. */
+    for (worker_t *w = workers; w; w = w->next) {
+        w->expected_exit = true;
+        if (w->state != W_DYING)
+            w->state = W_DYING;
+        close_channel(w);
+        if (w->pid <= 0)
+            worker_release(w);
+    }
+    if (zygote.chan_open && !uv_is_closing((uv_handle_t *)&zygote.chan))
+        uv_close((uv_handle_t *)&zygote.chan, on_zygote_chan_closed);
+    uv_timer_start(&stop_timer, on_stop_timeout, STOP_GRACE_MS, 0);
+}
+
+static void pool_maintain(void)
+{
+    if (shutting_down) {
+        if (!stopping && !busy())
+            stop_all();
+        if (stopping && workers == NULL && zygote.pid == 0 && !zygote.chan_open && shutdown_done) {
+            void (*done)(void) = shutdown_done;
+            shutdown_done = NULL;
+            uv_timer_stop(&stop_timer);
+            uv_close((uv_handle_t *)&stop_timer, NULL);
+            uv_close((uv_handle_t *)&backoff_timer, NULL);
+            uv_close((uv_handle_t *)&zygote.restart_timer, NULL);
+            done();
+        }
+        return;
+    }
+    if (zygote.pid <= 0 && !zygote.chan_open && !uv_is_active((uv_handle_t *)&zygote.restart_timer))
+        start_zygote();
+    if (!zygote.ready || backoff_active)
+        return;
+    unsigned live = live_workers();
+    if (live >= (unsigned)config->workers)
+        return;
+    unsigned delay = backoff_ms(crash_streak);
+    if (delay > 0 && live == 0 && crash_streak > 0) {
+        /* Workers keep dying: wait before the next, and say so. */
+        log_msg(LOG_WARN, "workers keep failing (%u in a row, last: %s); next start in %u ms",
+                crash_streak, last_worker_error, delay);
+        backoff_active = true;
+        uv_timer_start(&backoff_timer, on_backoff_done, delay, 0);
+        /* Executions waiting meanwhile get the last error now rather than a timeout. */
+        job_t *job;
+        while ((job = queue_pop(&queue)) != NULL)
+            finish_job_error(job, 500, last_worker_error, "crash", 0);
+        return;
+    }
+    while (live_workers() < (unsigned)config->workers)
+        worker_spawn();
+}
+
+void pool_shutdown(void (*done)(void))
+{
+    shutting_down = true;
+    shutdown_done = done;
+    pool_maintain();
+}
+
+static char *xasprintf(const char *fmt, const char *value)
+{
+    buf_t b = BUF_INIT;
+    buf_appendf(&b, fmt, value);
+    return buf_steal(&b);
+}
+
+int pool_start(uv_loop_t *l, const serve_config_t *cfg, char **envp, char *err, size_t errlen)
+{
+    loop = l;
+    config = cfg;
+    zygote_env = envp;
+    queue_init(&queue);
+    uv_timer_init(loop, &zygote.restart_timer);
+    uv_timer_init(loop, &backoff_timer);
+    uv_timer_init(loop, &stop_timer);
+
+    char num[32];
+    int n = 0;
+    zygote_argv = xcalloc(16, sizeof(char *));
+    zygote_argv[n++] = xstrdup("pyrt");
+    zygote_argv[n++] = xstrdup("__zygote");
+    zygote_argv[n++] = xasprintf("--code-dir=%s", cfg->code_dir);
+    if (cfg->entrypoint)
+        zygote_argv[n++] = xasprintf("--entrypoint=%s", cfg->entrypoint);
+    snprintf(num, sizeof(num), "%d", (int)getpid());
+    zygote_argv[n++] = xasprintf("--master-pid=%s", num);
+    snprintf(num, sizeof(num), "%ld", cfg->max_memory_mib);
+    zygote_argv[n++] = xasprintf("--max-memory=%s", num);
+    zygote_argv[n++] = xasprintf("--log-level=%s", log_level_name(log_min_level));
+    if (cfg->user)
+        zygote_argv[n++] = xasprintf("--user=%s", cfg->user);
+    if (cfg->preload)
+        zygote_argv[n++] = xstrdup("--preload");
+    zygote_argv[n] = NULL;
+
+    start_zygote();
+    if (zygote.pid <= 0) {
+        snprintf(err, errlen, "%s", zygote.last_error);
+        return -1;
+    }
+    return 0;
+}

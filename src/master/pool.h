@@ -1,0 +1,44 @@
+/* pool.h -- the workers: started through the zygote, fed jobs, watched, replaced.
+ *
+ * The master starts one zygote (pyrt itself, exec'd with an environment that never
+ * held the key), which initialises Python once and forks each worker on request. A
+ * worker is forked with CLONE_PARENT, so the master is its parent: it gets SIGCHLD and
+ * the exit status directly. Each worker has a socketpair channel for frames and two
+ * pipes for its stdout and stderr, which the master reads and logs line by line,
+ * tagged with the execution's request id.
+ *
+ * Jobs wait in a FIFO for an idle worker. Each job's deadline runs from the moment its
+ * request was complete: a job still queued at its deadline is answered with the
+ * timeout; a running one gets its worker SIGKILLed, the answer at once, and a
+ * replacement forked from the zygote. */
+#ifndef PYRT_POOL_H
+#define PYRT_POOL_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "master/config.h"
+#include "master/job.h"
+
+/* Starts the zygote; workers follow when it is ready. The environment given to the
+ * zygote is `envp` (the key already removed). 0, or -1 with err. */
+int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *err, size_t errlen);
+
+/* Takes the job: it will be answered (if its client is still there) and freed. */
+void pool_submit(job_t *job);
+
+/* The job's client left: its answer will be dropped. */
+void pool_job_detach(job_t *job);
+
+/* Can an execution start now or soon (a worker is ready)? And if not, why. */
+bool pool_ready(void);
+const char *pool_not_ready_reason(void);
+
+/* Shutdown: runs what is queued and in flight, then stops workers and zygote and calls
+ * `done` once every child has exited. */
+void pool_shutdown(void (*done)(void));
+
+/* SIGCHLD: reap every exited child. */
+void pool_reap(void);
+
+#endif

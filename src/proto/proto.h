@@ -1,0 +1,91 @@
+/* proto.h -- the frames spoken between the master, the zygote and the workers.
+ *
+ * Encoding and decoding only: no sockets, no policy, so it is unit-tested on its own.
+ *
+ * A frame is an 8-byte header, then `length` bytes of payload:
+ *
+ *     u32 length | u32 type | payload
+ *
+ * Integers are little-endian. A payload is a sequence of fields: u32 integers and byte
+ * strings (a u32 length, then the bytes). Which fields a type carries:
+ *
+ *   ZYGOTE_READY  zygote -> master   (empty)
+ *   SPAWN         master -> zygote   u32 worker id; 3 fds ride along (SCM_RIGHTS):
+ *                                    the worker's channel, its stdout and stderr pipes
+ *   SPAWNED       zygote -> master   u32 worker id, u32 pid (or 0), bytes error
+ *   READY         worker -> master   u32 pid (as the master sees it)
+ *   CALL          master -> worker   bytes request id, u32 timeout in ms, then the raw
+ *                                    JSON body: the rest of the payload
+ *   RESULT        worker -> master   u32 status, u32 flags, u32 header count,
+ *                                    (bytes name, bytes value) per header, bytes body
+ *
+ * The master never trusts what a worker sends (user code can write to the channel):
+ * every length is checked against what is left, and the caller validates values. */
+#ifndef PYRT_PROTO_H
+#define PYRT_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define PROTO_HEADER_SIZE 8
+
+enum proto_msg {
+    PROTO_MSG_ZYGOTE_READY = 1,
+    PROTO_MSG_SPAWN = 2,
+    PROTO_MSG_SPAWNED = 3,
+    PROTO_MSG_READY = 4,
+    PROTO_MSG_CALL = 5,
+    PROTO_MSG_RESULT = 6,
+};
+
+/* RESULT flags. */
+#define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */
+
+void proto_header_encode(uint8_t out[PROTO_HEADER_SIZE], uint32_t type, uint32_t length);
+void proto_header_decode(const uint8_t in[PROTO_HEADER_SIZE], uint32_t *type, uint32_t *length);
+
+/* Writing: appends to a buffer. A frame is begun, filled, then ended, which writes the
+ * final length into the header. `extra` is the length of bytes the caller will send
+ * right after the buffer (writev), counted in the header but not stored. */
+size_t proto_frame_begin(buf_t *b, uint32_t type);
+void proto_frame_end(buf_t *b, size_t frame_start, size_t extra);
+void proto_put_u32(buf_t *b, uint32_t v);
+void proto_put_bytes(buf_t *b, const void *data, size_t len);
+
+/* Reading a payload. Every getter fails (returns 0 / NULL and sets `error`) once the
+ * payload is short; check `error` once at the end. */
+typedef struct proto_reader {
+    const uint8_t *p;
+    size_t left;
+    int error;
+} proto_reader_t;
+
+void proto_reader_init(proto_reader_t *r, const void *payload, size_t len);
+uint32_t proto_get_u32(proto_reader_t *r);
+const uint8_t *proto_get_bytes(proto_reader_t *r, uint32_t *len);
+const uint8_t *proto_get_rest(proto_reader_t *r, size_t *len);
+
+/* Streaming: bytes come in as they arrive; whole frames come out. */
+typedef struct proto_decoder {
+    buf_t in;
+    uint32_t max_length; /* a longer frame is an error */
+} proto_decoder_t;
+
+typedef struct proto_frame {
+    uint32_t type;
+    uint32_t length;
+    const uint8_t *payload; /* valid until the next proto_decoder_* call */
+} proto_frame_t;
+
+void proto_decoder_init(proto_decoder_t *d, uint32_t max_length);
+void proto_decoder_free(proto_decoder_t *d);
+void proto_decoder_feed(proto_decoder_t *d, const void *data, size_t len);
+
+/* 1: a frame is in *frame; 0: more bytes needed; -1: the next frame is over max_length.
+ * After a 1, call proto_decoder_pop() once done with the frame. */
+int proto_decoder_next(proto_decoder_t *d, proto_frame_t *frame);
+void proto_decoder_pop(proto_decoder_t *d, const proto_frame_t *frame);
+
+#endif

@@ -1,0 +1,189 @@
+/* worker.c -- a worker's loop (see worker.h).
+ *
+ * The channel is blocking: a worker does one thing at a time. The GIL is released
+ * while it waits for the master or writes to it, so threads the user's module started
+ * keep running between executions. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "proto/proto.h"
+#include "worker/pyembed.h"
+
+#define MAX_FRAME (1024u * 1024 * 1024)
+
+static int write_all(int fd, struct iovec *iov, int count)
+{
+    while (count > 0) {
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = writev(fd, iov, count);
+        Py_END_ALLOW_THREADS
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        while (count > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            count--;
+        }
+        if (count > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Reads until `in` holds at least `want` bytes. 0, or -1 on EOF/error. */
+static int read_at_least(int fd, buf_t *in, size_t want)
+{
+    while (in->len < want) {
+        buf_reserve(in, want - in->len < 65536 ? 65536 : want - in->len);
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = read(fd, in->data + in->len, in->cap - in->len - 1);
+        Py_END_ALLOW_THREADS
+        if (n == 0)
+            return -1;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        in->len += (size_t)n;
+    }
+    return 0;
+}
+
+static void send_simple(int fd, uint32_t type, uint32_t value)
+{
+    buf_t b = BUF_INIT;
+    size_t start = proto_frame_begin(&b, type);
+    proto_put_u32(&b, value);
+    proto_frame_end(&b, start, 0);
+    struct iovec iov = {b.data, b.len};
+    if (write_all(fd, &iov, 1) < 0)
+        _exit(0);
+    buf_free(&b);
+}
+
+/* Fills `meta` with the RESULT frame up to the body; the body itself is *body. */
+static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ssize_t *body_len)
+{
+    PyObject *headers;
+    long status, flags;
+    PyObject *body_obj;
+    if (!PyArg_ParseTuple(result, "lO!O!l", &status, &PyList_Type, &headers, &PyBytes_Type,
+                          &body_obj, &flags))
+        return -1;
+    Py_ssize_t count = PyList_GET_SIZE(headers);
+    size_t start = proto_frame_begin(meta, PROTO_MSG_RESULT);
+    proto_put_u32(meta, (uint32_t)status);
+    proto_put_u32(meta, (uint32_t)flags);
+    proto_put_u32(meta, (uint32_t)count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *name, *value;
+        Py_ssize_t nlen, vlen;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(headers, i), "s#s#", &name, &nlen, &value, &vlen))
+            return -1;
+        proto_put_bytes(meta, name, (size_t)nlen);
+        proto_put_bytes(meta, value, (size_t)vlen);
+    }
+    *body = PyBytes_AS_STRING(body_obj);
+    *body_len = PyBytes_GET_SIZE(body_obj);
+    proto_put_u32(meta, (uint32_t)*body_len);
+    proto_frame_end(meta, start, (size_t)*body_len);
+    return 0;
+}
+
+static void send_internal_error(int fd)
+{
+    static const char msg[] = "{\"message\": \"pyrt internal error: the worker could not encode "
+                              "the answer\", \"code\": 500}";
+    buf_t b = BUF_INIT;
+    size_t start = proto_frame_begin(&b, PROTO_MSG_RESULT);
+    proto_put_u32(&b, 500);
+    proto_put_u32(&b, 0);
+    proto_put_u32(&b, 1);
+    proto_put_bytes(&b, "Content-Type", 12);
+    proto_put_bytes(&b, "application/json", 16);
+    proto_put_bytes(&b, msg, sizeof(msg) - 1);
+    proto_frame_end(&b, start, 0);
+    struct iovec iov = {b.data, b.len};
+    if (write_all(fd, &iov, 1) < 0)
+        _exit(0);
+    buf_free(&b);
+}
+
+void worker_run(int fd)
+{
+    PyObject *execute = PyObject_GetAttrString(pyembed_runtime(), "execute");
+    if (execute == NULL) {
+        PyErr_Print();
+        _exit(70);
+    }
+    send_simple(fd, PROTO_MSG_READY, (uint32_t)getpid());
+
+    buf_t in = BUF_INIT;
+    buf_t meta = BUF_INIT;
+    for (;;) {
+        if (read_at_least(fd, &in, PROTO_HEADER_SIZE) < 0)
+            _exit(0); /* the master closed the channel: stop */
+        uint32_t type, length;
+        proto_header_decode((const uint8_t *)in.data, &type, &length);
+        if (type != PROTO_MSG_CALL || length > MAX_FRAME) {
+            log_msg(LOG_ALERT, "unexpected frame from the master (type %u, %u bytes)", type,
+                    length);
+            _exit(70);
+        }
+        if (read_at_least(fd, &in, PROTO_HEADER_SIZE + (size_t)length) < 0)
+            _exit(0);
+
+        proto_reader_t r;
+        proto_reader_init(&r, in.data + PROTO_HEADER_SIZE, length);
+        uint32_t id_len;
+        const uint8_t *id = proto_get_bytes(&r, &id_len);
+        (void)proto_get_u32(&r); /* the timeout: the master enforces it */
+        size_t body_len;
+        const uint8_t *body = proto_get_rest(&r, &body_len);
+        if (r.error) {
+            log_msg(LOG_ALERT, "malformed CALL frame from the master");
+            _exit(70);
+        }
+
+        PyObject *result = PyObject_CallFunction(execute, "s#y#", (const char *)id,
+                                                 (Py_ssize_t)id_len, (const char *)body,
+                                                 (Py_ssize_t)body_len);
+        buf_consume(&in, PROTO_HEADER_SIZE + (size_t)length);
+        if (in.cap > 4 * 1024 * 1024)
+            buf_free(&in); /* do not keep a 20 MiB buffer for the next hello */
+
+        const char *out_body = NULL;
+        Py_ssize_t out_len = 0;
+        buf_clear(&meta);
+        if (result == NULL || encode_result(result, &meta, &out_body, &out_len) < 0) {
+            log_msg(LOG_ALERT, "pyrt_runtime.execute did not return an answer:");
+            PyErr_Print();
+            Py_XDECREF(result);
+            send_internal_error(fd);
+            continue;
+        }
+        struct iovec iov[2] = {{meta.data, meta.len}, {(void *)out_body, (size_t)out_len}};
+        int rc = write_all(fd, iov, out_len ? 2 : 1);
+        Py_DECREF(result);
+        if (rc < 0)
+            _exit(0);
+    }
+}

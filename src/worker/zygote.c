@@ -1,0 +1,287 @@
+/* zygote.c -- `pyrt __zygote`: Python initialised once, workers forked from it.
+ *
+ * The master starts the zygote by fork + exec of pyrt itself, with an environment
+ * that never held INTERNAL_RUNTIME_KEY, so no worker's memory ever holds the key. The
+ * zygote initialises CPython, imports pyrt's runtime (and with --preload the entry
+ * point), says ZYGOTE_READY, then waits for SPAWN frames on fd 3. Each brings the new
+ * worker's channel and output pipes (SCM_RIGHTS); the zygote forks and answers SPAWNED
+ * with the pid.
+ *
+ * The fork is clone(CLONE_PARENT): the worker becomes the master's child, not ours, so
+ * the master gets SIGCHLD and the real exit status (a signal 11, say) with no relay,
+ * and a worker outlives a zygote crash. It is a raw clone, not glibc's fork(), so
+ * pthread_atfork handlers do not run; the zygote runs no other threads, so no lock is
+ * held across it, and CPython's own fork hooks are called as os.fork() calls them:
+ * PyOS_BeforeFork / PyOS_AfterFork_Child / PyOS_AfterFork_Parent. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/opts.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "proto/proto.h"
+#include "worker/pyembed.h"
+#include "worker/worker.h"
+
+#define CONTROL_FD 3
+#define CHANNEL_FD 3 /* in a worker, the channel takes the control socket's place */
+
+typedef struct zygote_config {
+    const char *code_dir;
+    const char *entrypoint;
+    long master_pid;
+    long max_memory_mib;
+    const char *user;
+    const char *log_level;
+    bool preload;
+    bool switch_user;
+    uid_t uid;
+    gid_t gid;
+} zygote_config_t;
+
+static zygote_config_t zc;
+
+static int send_frame(const buf_t *b)
+{
+    ssize_t n;
+    do
+        n = send(CONTROL_FD, b->data, b->len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)b->len ? 0 : -1;
+}
+
+static void send_spawned(uint32_t id, pid_t pid, const char *error)
+{
+    buf_t b = BUF_INIT;
+    size_t start = proto_frame_begin(&b, PROTO_MSG_SPAWNED);
+    proto_put_u32(&b, id);
+    proto_put_u32(&b, (uint32_t)(pid > 0 ? pid : 0));
+    proto_put_bytes(&b, error ? error : "", error ? strlen(error) : 0);
+    proto_frame_end(&b, start, 0);
+    if (send_frame(&b) < 0)
+        _exit(0); /* the master is gone */
+    buf_free(&b);
+}
+
+static int resolve_user(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        long uid;
+        if (opts_parse_long(user, &uid) == 0 && uid >= 0) {
+            pw = getpwuid((uid_t)uid);
+            if (pw == NULL) {
+                zc.uid = (uid_t)uid;
+                zc.gid = (gid_t)uid;
+                zc.switch_user = true;
+                return 0;
+            }
+        } else {
+            snprintf(err, errlen, "--user %s: no such user", user);
+            return -1;
+        }
+    }
+    zc.uid = pw->pw_uid;
+    zc.gid = pw->pw_gid;
+    zc.switch_user = true;
+    return 0;
+}
+
+/* Root keeps its uid (no --user): take away CAP_SYS_PTRACE, which would let user code
+ * read the non-dumpable master's memory (and so the key), from this process and from
+ * anything it executes. */
+static void drop_ptrace_capability(void)
+{
+    if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0 && errno != EINVAL)
+        log_msg(LOG_WARN, "prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE): %s", strerror(errno));
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0) {
+        log_msg(LOG_WARN, "capget: %s", strerror(errno));
+        return;
+    }
+    unsigned idx = CAP_SYS_PTRACE / 32, bit = 1u << (CAP_SYS_PTRACE % 32);
+    data[idx].effective &= ~bit;
+    data[idx].permitted &= ~bit;
+    data[idx].inheritable &= ~bit;
+    if (syscall(SYS_capset, &hdr, data) != 0)
+        log_msg(LOG_WARN, "capset without CAP_SYS_PTRACE: %s", strerror(errno));
+}
+
+static void become_worker(int fds[3]) __attribute__((noreturn));
+
+/* In the new worker: its own fds, the master as the parent it dies with, the user. */
+static void become_worker(int fds[3])
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
+        _exit(1); /* the master is already gone */
+    if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[2], STDERR_FILENO) < 0 ||
+        dup2(fds[0], CHANNEL_FD) < 0)
+        _exit(71);
+    /* Everything else goes: the zygote's control socket was fd 3, now the channel. */
+    if (close_range(CHANNEL_FD + 1, ~0U, 0) != 0)
+        for (int fd = CHANNEL_FD + 1; fd < 1024; fd++)
+            (void)close(fd);
+    log_init("worker", log_min_level);
+
+    if (zc.switch_user) {
+        if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
+            log_msg(LOG_ERROR, "cannot switch to user %s (uid %d): %s", zc.user, (int)zc.uid,
+                    strerror(errno));
+            _exit(72);
+        }
+    } else if (geteuid() == 0) {
+        drop_ptrace_capability();
+    }
+    if (pyembed_call("after_fork", 0, NULL, NULL) < 0)
+        _exit(73);
+    worker_run(CHANNEL_FD);
+}
+
+static void spawn(uint32_t id, int fds[3])
+{
+    PyOS_BeforeFork();
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        become_worker(fds);
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    for (int i = 0; i < 3; i++)
+        (void)close(fds[i]);
+    if (pid < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "clone(CLONE_PARENT): %s", strerror(saved));
+        send_spawned(id, 0, msg);
+        return;
+    }
+    send_spawned(id, (pid_t)pid, NULL);
+}
+
+/* One SPAWN frame and its fds. 0 on success, -1 when the master closed the socket. */
+static int receive_spawn(void)
+{
+    uint8_t data[64];
+    union {
+        char space[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {data, sizeof(data)};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    do
+        n = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    Py_END_ALLOW_THREADS
+    if (n <= 0)
+        return -1;
+
+    int fds[8];
+    int nfds = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int count = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < count && nfds < 8; i++)
+                memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+        }
+    }
+    uint32_t type = 0, length = 0;
+    if (n >= PROTO_HEADER_SIZE)
+        proto_header_decode(data, &type, &length);
+    proto_reader_t r;
+    proto_reader_init(&r, data + PROTO_HEADER_SIZE, n >= PROTO_HEADER_SIZE ? (size_t)n - 8 : 0);
+    uint32_t id = proto_get_u32(&r);
+    if (type != PROTO_MSG_SPAWN || r.error || nfds != 3) {
+        log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds)", type, nfds);
+        for (int i = 0; i < nfds; i++)
+            (void)close(fds[i]);
+        return 0;
+    }
+    spawn(id, fds);
+    return 0;
+}
+
+int cmd_zygote(int argc, char **argv)
+{
+    zc.log_level = "info";
+    const opt_spec_t specs[] = {
+        {"code-dir", 0, OPT_STRING, &zc.code_dir, NULL, 0, 0, NULL, NULL},
+        {"entrypoint", 0, OPT_STRING, &zc.entrypoint, NULL, 0, 0, NULL, NULL},
+        {"master-pid", 0, OPT_LONG, &zc.master_pid, NULL, 1, 1 << 30, NULL, NULL},
+        {"max-memory", 0, OPT_LONG, &zc.max_memory_mib, NULL, 0, 1 << 22, NULL, NULL},
+        {"user", 0, OPT_STRING, &zc.user, NULL, 0, 0, NULL, NULL},
+        {"log-level", 0, OPT_STRING, &zc.log_level, NULL, 0, 0, NULL, NULL},
+        {"preload", 0, OPT_FLAG, &zc.preload, NULL, 0, 0, NULL, NULL},
+        {0},
+    };
+    char err[PYRT_ERR_LEN];
+    const char *positional[1];
+    int npos;
+    bool help;
+    log_level_t level = LOG_INFO;
+    if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0 ||
+        zc.code_dir == NULL || zc.master_pid == 0) {
+        fprintf(stderr, "pyrt __zygote is started by `pyrt serve`, not by hand (%s)\n",
+                zc.code_dir ? err : "no --code-dir");
+        return 2;
+    }
+    (void)log_level_parse(zc.log_level, &level);
+    log_init("zygote", level);
+
+    /* Die with the master; if it is already gone, do not start. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        log_msg(LOG_ERROR, "cannot set up stdin/stdout: %s", strerror(errno));
+        return 1;
+    }
+    (void)close(devnull);
+    if (zc.user && resolve_user(zc.user, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return 1;
+    }
+    if (pyembed_init(zc.code_dir, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "cannot start Python: %s", err);
+        return 1;
+    }
+    if (pyembed_call("configure", 2, zc.code_dir, zc.entrypoint) < 0)
+        return 1;
+    if (zc.preload && pyembed_call("preload", 0, NULL, NULL) < 0)
+        log_msg(LOG_WARN, "--preload: importing %s failed; workers will import it themselves",
+                zc.entrypoint ? zc.entrypoint : "(no entry point)");
+
+    buf_t ready = BUF_INIT;
+    size_t start = proto_frame_begin(&ready, PROTO_MSG_ZYGOTE_READY);
+    proto_frame_end(&ready, start, 0);
+    if (send_frame(&ready) < 0)
+        return 0;
+    buf_free(&ready);
+
+    while (receive_spawn() == 0)
+        ;
+    return 0; /* the master closed the control socket */
+}
