@@ -52,7 +52,7 @@ endif
 CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c \
            src/common/sysinfo.c src/proto/proto.c src/cli/opts.c
 MASTER_SRC = src/master/master.c src/master/http.c src/master/body.c src/master/pool.c \
-             src/master/queue.c src/master/job.c src/master/reqid.c src/master/secret.c
+             src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/reqid.c src/master/secret.c
 WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/pyembed.c
 CLI_SRC = src/main.c src/cli/cmd_serve.c
 SRC = $(CORE_SRC) $(MASTER_SRC) $(WORKER_SRC) $(CLI_SRC)

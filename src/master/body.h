@@ -5,7 +5,9 @@
  * body in one go on its loop: each chunk is fed as it is read. The raw bytes go to the
  * worker unchanged, where CPython's json builds the objects.
  *
- * What it checks: valid JSON (UTF-8 strings validated), a top-level object, and the
+ * What it checks: valid JSON (yajl 2.1 checks UTF-8 only loosely: overlong forms and
+ * code points past U+10FFFF pass here, and the worker's json.loads answers 400), a
+ * top-level object, and the
  * top-level "timeout" (a number > 0; the last duplicate key wins, as in Python). */
 #ifndef PYRT_BODY_H
 #define PYRT_BODY_H

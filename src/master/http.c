@@ -13,6 +13,7 @@
 #include "common/xalloc.h"
 #include "master/body.h"
 #include "master/pool.h"
+#include "master/reqline.h"
 #include "master/reqid.h"
 #include "master/secret.h"
 
@@ -50,6 +51,8 @@ typedef struct request {
     enum req_kind kind;
     enum pause_reason pause;
     bool body_too_large;
+    bool bad_chunk;
+    const char *chunk_end; /* end of the last chunk's data, in the bytes being parsed */
     body_check_t *check;
     buf_t body;
     size_t body_bytes;
@@ -70,6 +73,9 @@ struct conn {
     bool closing;           /* conn_close() was called */
     bool close_after_write; /* the answer said Connection: close */
     bool reading;
+    bool at_request_line; /* the next bytes start a request: check its line first */
+    bool bad_request_line;
+    const char *parse_end; /* end of the bytes being parsed */
     int writes_pending;
     struct conn *prev, *next;
 };
@@ -91,6 +97,7 @@ static bool accept_pending;
 static char read_chunk[READ_CHUNK];
 
 static void conn_close(conn_t *c);
+static void read_start(conn_t *c);
 static size_t parse_input(conn_t *c, const char *data, size_t len);
 static void conn_process_buffered(conn_t *c);
 
@@ -188,10 +195,9 @@ static int count_header_bytes(request_t *r, size_t len)
 static int on_message_begin(http_parser *p)
 {
     conn_t *c = p->data;
+    uint64_t start = c->req.start_ns; /* set with the request's first byte */
     request_reset(&c->req);
-    c->req.start_ns = uv_hrtime();
-    c->state = CONN_READING;
-    conn_arm(c, config->read_timeout);
+    c->req.start_ns = start ? start : uv_hrtime();
     return 0;
 }
 
@@ -266,6 +272,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
     request_t *r = &c->req;
+    r->chunk_end = at + len;
     if (r->kind != REQ_EXEC)
         return 0; /* a body on GET or others is read and dropped */
     r->body_bytes += len;
@@ -278,9 +285,30 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int on_chunk_header(http_parser *p)
+{
+    conn_t *c = p->data;
+    c->req.chunk_end = NULL;
+    return 0;
+}
+
+/* The non-strict parser takes any two bytes after a chunk's data for its CRLF; check
+ * them when they are in the bytes at hand (a CRLF split across reads is not). */
+static int on_chunk_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    request_t *r = &c->req;
+    if (r->chunk_end && r->chunk_end + 2 <= c->parse_end && memcmp(r->chunk_end, "\r\n", 2) != 0) {
+        r->bad_chunk = true;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     conn_t *c = p->data;
+    c->at_request_line = true;
     c->req.pause = PAUSE_MESSAGE;
     http_parser_pause(p, 1);
     return 0;
@@ -577,11 +605,47 @@ static void fail_request(conn_t *c, enum http_errno e)
                            true, "rejected");
     } else if (r->body_too_large) {
         conn_respond_error(c, 413, "Request body too large", true, "rejected");
+    } else if (c->bad_request_line) {
+        conn_respond_error(c, 400, "malformed HTTP request line", true, "rejected");
+    } else if (r->bad_chunk) {
+        conn_respond_error(c, 400, "malformed HTTP request: a chunk's data is not followed by CRLF",
+                           true, "rejected");
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "malformed HTTP request: %s", http_errno_description(e));
         conn_respond_error(c, 400, msg, true, "rejected");
     }
+}
+
+/* At the start of a request: 1 when its line is complete and valid, 0 when more bytes
+ * are needed, -1 when it is malformed or too long (the answer is written). */
+static int check_request_line(conn_t *c, const char *data, size_t len)
+{
+    if (c->state == CONN_IDLE) {
+        /* The request's first byte: its head and body must arrive within
+         * --read-timeout of now, however slowly they trickle in. */
+        c->state = CONN_READING;
+        c->req.start_ns = uv_hrtime();
+        conn_arm(c, config->read_timeout);
+    }
+    size_t skip = 0;
+    while (skip < len && (data[skip] == '\r' || data[skip] == '\n'))
+        skip++; /* empty lines before a request are allowed */
+    const char *nl = memchr(data + skip, '\n', len - skip);
+    if (nl == NULL) {
+        if (len - skip <= MAX_URL + 64)
+            return 0;
+        c->req.limit_status = 414;
+        fail_request(c, HPE_OK);
+        return -1;
+    }
+    if (!reqline_valid(data + skip, (size_t)(nl - (data + skip)) + 1)) {
+        c->bad_request_line = true;
+        fail_request(c, HPE_OK);
+        return -1;
+    }
+    c->at_request_line = false;
+    return 1;
 }
 
 /* Runs the parser over data until it is consumed, the connection pauses for an
@@ -591,7 +655,11 @@ static size_t parse_input(conn_t *c, const char *data, size_t len)
     size_t used = 0;
     c->in_process = true;
     while (used < len && !c->paused && !c->closing && !c->close_after_write) {
+        if (c->at_request_line && check_request_line(c, data + used, len - used) <= 0)
+            break;
+        c->parse_end = data + len;
         size_t n = http_parser_execute(&c->parser, &settings, data + used, len - used);
+        c->req.chunk_end = NULL;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         used += n;
         if (e == HPE_PAUSED) {
@@ -617,8 +685,7 @@ static void update_reading(conn_t *c)
 {
     bool want = !c->closing && c->in.len < MAX_PENDING_INPUT;
     if (want && !c->reading) {
-        extern void http__read_start(conn_t * c);
-        http__read_start(c);
+        read_start(c);
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -673,7 +740,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     update_reading(c);
 }
 
-void http__read_start(conn_t *c)
+static void read_start(conn_t *c)
 {
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -741,7 +808,7 @@ static void start_linger(conn_t *c)
         return;
     }
     if (!c->reading)
-        http__read_start(c);
+        read_start(c);
     uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
 }
 
@@ -778,6 +845,7 @@ static void accept_one(uv_stream_t *server)
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    c->at_request_line = true;
     request_init(&c->req);
     buf_init(&c->in);
     c->state = CONN_IDLE;
@@ -787,7 +855,7 @@ static void accept_one(uv_stream_t *server)
     connections = c;
     connection_count++;
     conn_arm(c, config->idle_timeout);
-    http__read_start(c);
+    read_start(c);
 }
 
 void http_on_connection(uv_stream_t *server, int status)
@@ -835,6 +903,8 @@ void http_init(uv_loop_t *l, const serve_config_t *cfg)
     settings.on_header_value = on_header_value;
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
+    settings.on_chunk_header = on_chunk_header;
+    settings.on_chunk_complete = on_chunk_complete;
     settings.on_message_complete = on_message_complete;
     /* http-parser counts the request line and the headers together; the finer limits
      * (8 KiB line, 64 KiB and 100 fields of headers) are counted in the callbacks. */

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "master/http.h"
+#include "master/proctree.h"
 #include "master/queue.h"
 #include "proto/proto.h"
 
@@ -185,31 +186,30 @@ static void output_consume(output_t *o, const char *data, size_t len)
     buf_append(&o->partial, data, len);
     size_t start = 0;
     for (;;) {
-        const char *nl = memchr(o->partial.data + start, '\n', o->partial.len - start);
+        const char *p = o->partial.data + start;
         size_t avail = o->partial.len - start;
-        if (nl == NULL) {
-            if (avail < OUTPUT_LINE_MAX)
-                break;
-            emit_output(o, o->partial.data + start, OUTPUT_LINE_MAX);
+        const char *nl = memchr(p, '\n', avail);
+        size_t line = nl ? (size_t)(nl - p) : avail;
+        if (line >= OUTPUT_LINE_MAX) { /* split a long line */
+            emit_output(o, p, OUTPUT_LINE_MAX);
             start += OUTPUT_LINE_MAX;
             continue;
         }
-        size_t line = (size_t)(nl - (o->partial.data + start));
-        if (line > OUTPUT_LINE_MAX)
-            line = OUTPUT_LINE_MAX;
-        else
-            avail = line + 1;
-        emit_output(o, o->partial.data + start, line);
-        start += line == OUTPUT_LINE_MAX ? line : avail;
+        if (nl == NULL)
+            break;
+        emit_output(o, p, line);
+        start += line + 1;
     }
     buf_consume(&o->partial, start);
 }
 
+/* An unfinished line is logged as it is: at the end of its execution (so it keeps that
+ * execution's id) and when the pipe closes. */
 static void output_flush(output_t *o)
 {
     if (o->partial.len)
         emit_output(o, o->partial.data, o->partial.len);
-    buf_free(&o->partial);
+    buf_clear(&o->partial);
 }
 
 static void worker_handle_closed(worker_t *w);
@@ -226,6 +226,7 @@ static void output_close(output_t *o)
         return;
     o->open = false;
     output_flush(o);
+    buf_free(&o->partial);
     uv_close((uv_handle_t *)&o->pipe, on_output_closed);
 }
 
@@ -312,7 +313,7 @@ static void worker_release(worker_t *w)
 static void worker_kill(worker_t *w, const char *reason)
 {
     if (w->pid > 0 && !w->exited)
-        (void)kill(w->pid, SIGKILL);
+        (void)proctree_kill(w->pid);
     if (reason && !w->kill_reason)
         w->kill_reason = reason;
     w->expected_exit = true;
@@ -437,9 +438,34 @@ static void channel_drain(worker_t *w)
     process_frames(w);
 }
 
+/* A worker died: what its executions started was reparented to us. A worker being
+ * spawned is our child too, before the zygote tells its pid: wait for that. */
+static bool orphans_pending;
+
+static void kill_orphans(void)
+{
+    orphans_pending = true;
+    for (worker_t *w = workers; w; w = w->next)
+        if (w->state == W_SPAWNING)
+            return;
+    orphans_pending = false;
+    pid_t keep[256];
+    int n = 0;
+    if (zygote.pid > 0)
+        keep[n++] = zygote.pid;
+    for (worker_t *w = workers; w && n < 256; w = w->next)
+        if (w->pid > 0 && !w->exited)
+            keep[n++] = w->pid;
+    int killed = proctree_kill_orphans(keep, n);
+    if (killed > 0)
+        log_msg(LOG_INFO, "killed %d process%s left behind by a worker that exited", killed,
+                killed == 1 ? "" : "es");
+}
+
 static void worker_exited(worker_t *w, int status)
 {
     w->exited = true;
+    kill_orphans();
     channel_drain(w);
     output_drain(&w->out);
     output_drain(&w->err);
@@ -621,6 +647,8 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     job->worker = NULL;
     output_drain(&w->out);
     output_drain(&w->err);
+    output_flush(&w->out);
+    output_flush(&w->err);
     if (!valid) {
         buf_free(&headers);
         log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer; replacing it", job->id,
@@ -833,6 +861,8 @@ static void on_spawned(const proto_frame_t *f)
     w->pid = pid;
     if (w->state == W_SPAWNING)
         w->state = W_STARTING;
+    if (orphans_pending)
+        kill_orphans();
     if (w->state == W_DYING && !w->exited)
         (void)kill(pid, SIGKILL); /* killed while being spawned */
     for (unsigned i = 0; i < UNCLAIMED_MAX; i++) {
@@ -888,8 +918,10 @@ static void zygote_exited(int status)
     zygote.ready = false;
     if (zygote.chan_open && !uv_is_closing((uv_handle_t *)&zygote.chan))
         uv_close((uv_handle_t *)&zygote.chan, on_zygote_chan_closed);
-    if (stopping)
+    if (stopping) {
+        pool_maintain(); /* it may have been the last child */
         return;
+    }
     zygote.failures++;
     snprintf(zygote.last_error, sizeof(zygote.last_error), "the zygote %s",
              what + strlen("worker "));
@@ -1002,6 +1034,7 @@ static void on_stop_timeout(uv_timer_t *t)
         output_close(&w->out);
         output_close(&w->err);
     }
+    pool_maintain();
 }
 
 static void stop_all(void)

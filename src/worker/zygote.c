@@ -131,6 +131,10 @@ static void become_worker(int fds[3])
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
         _exit(1); /* the master is already gone */
+    /* Whatever the execution starts stays below the worker, even a double-forked
+     * daemon, so that the master can kill the whole tree at a deadline. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+        _exit(74);
     if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[2], STDERR_FILENO) < 0 ||
         dup2(fds[0], CHANNEL_FD) < 0)
         _exit(71);
@@ -154,7 +158,7 @@ static void become_worker(int fds[3])
     worker_run(CHANNEL_FD);
 }
 
-static void spawn(uint32_t id, int fds[3])
+static long clone_worker(int fds[3])
 {
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
@@ -164,6 +168,14 @@ static void spawn(uint32_t id, int fds[3])
     }
     int saved = errno;
     PyOS_AfterFork_Parent();
+    errno = saved;
+    return pid;
+}
+
+static void spawn(uint32_t id, int fds[3])
+{
+    long pid = clone_worker(fds);
+    int saved = errno;
     for (int i = 0; i < 3; i++)
         (void)close(fds[i]);
     if (pid < 0) {
