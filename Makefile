@@ -60,7 +60,7 @@ OBJ = $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/worker/embedded.o
 DEPS = $(OBJ:.o=.d)
 EMBEDDED_PY = python/runtime/pyrt_runtime.py python/function_types/function_types/__init__.py
 
-UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue
+UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit e2e test-asan install clean deps deps-test noopt help
@@ -88,6 +88,7 @@ $(BUILD)/tests/test_reqid: tests/unit/test_reqid.c $(BUILD)/obj/master/reqid.o
 $(BUILD)/tests/test_body: tests/unit/test_body.c $(BUILD)/obj/master/body.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_json: tests/unit/test_json.c $(BUILD)/obj/common/json.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_queue: tests/unit/test_queue.c $(BUILD)/obj/master/queue.o
+$(BUILD)/tests/test_reqline: tests/unit/test_reqline.c $(BUILD)/obj/master/reqline.o
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) -o $@ $^ $(LIB_LDFLAGS) -lcmocka -lm

@@ -1,0 +1,328 @@
+/* test_body.c -- the streaming check of an execution body (JSON object + timeout). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "master/body.h"
+
+typedef struct result {
+    int rc;
+    bool has_timeout;
+    double timeout;
+    const char *error; /* points to last_error: valid until the next run */
+} result_t;
+
+static char last_error[300];
+
+/* Feeds `len` bytes of `body` in chunks of `chunk` bytes (0: all at once). */
+static result_t run_n(const char *body, size_t len, size_t chunk)
+{
+    result_t r;
+    memset(&r, 0, sizeof(r));
+    r.has_timeout = true; /* must be set by a successful finish */
+    r.timeout = -42;
+    body_check_t *bc = body_check_new();
+    assert_non_null(bc);
+    if (chunk == 0)
+        chunk = len ? len : 1;
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        body_check_feed(bc, body + off, n);
+    }
+    r.rc = body_check_finish(bc, &r.has_timeout, &r.timeout, &r.error);
+    memset(last_error, 0, sizeof(last_error));
+    if (r.rc != 0) {
+        assert_non_null(r.error);
+        strncpy(last_error, r.error, sizeof(last_error) - 1);
+    }
+    r.error = r.rc != 0 ? last_error : NULL; /* the original is freed with bc */
+    body_check_free(bc);
+    return r;
+}
+
+static result_t run_chunked(const char *body, size_t chunk)
+{
+    return run_n(body, strlen(body), chunk);
+}
+
+static result_t run(const char *body)
+{
+    return run_chunked(body, 0);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+#define NOT_JSON "request body is not valid JSON"
+#define NOT_OBJECT "request body must be a JSON object"
+#define BAD_TIMEOUT "timeout must be "
+
+static void expect_ok_no_timeout(result_t r)
+{
+    assert_int_equal(r.rc, 0);
+    assert_false(r.has_timeout);
+}
+
+static void expect_error_prefix(result_t r, const char *prefix)
+{
+    assert_int_equal(r.rc, -1);
+    assert_non_null(r.error);
+    if (!starts_with(r.error, prefix))
+        fail_msg("error '%s' does not start with '%s'", r.error, prefix);
+}
+
+static void expect_timeout(result_t r, double want)
+{
+    if (r.rc != 0)
+        fail_msg("unexpected error: %s", r.error);
+    assert_true(r.has_timeout);
+    assert_true(fabs(r.timeout - want) < 1e-12);
+}
+
+static void test_valid_object(void **state)
+{
+    (void)state;
+    expect_ok_no_timeout(run("{}"));
+    expect_ok_no_timeout(run("{\"a\": 1, \"b\": [true, false, null, \"s\", {\"c\": 2.5}]}"));
+    expect_ok_no_timeout(run("  \n{ \"x\" : \"y\" }\n  "));
+}
+
+static void test_valid_object_one_byte_at_a_time(void **state)
+{
+    (void)state;
+    const char *body = "{\"name\": \"w\\u00e9rld\", \"n\": [1, 2, {\"k\": null}], \"timeout\": 12.25}";
+    expect_timeout(run_chunked(body, 1), 12.25);
+    expect_timeout(run_chunked(body, 3), 12.25);
+    expect_timeout(run_chunked(body, 7), 12.25);
+}
+
+static void test_not_json(void **state)
+{
+    (void)state;
+    expect_error_prefix(run("hello"), NOT_JSON);
+    expect_error_prefix(run("{"), NOT_JSON);
+    expect_error_prefix(run("{\"a\": }"), NOT_JSON);
+    expect_error_prefix(run("{'a': 1}"), NOT_JSON);
+    expect_error_prefix(run("{\"a\": 1,}"), NOT_JSON);
+    expect_error_prefix(run_chunked("{\"a\" 1}", 1), NOT_JSON);
+}
+
+static void test_empty_body_is_error(void **state)
+{
+    (void)state;
+    expect_error_prefix(run(""), NOT_JSON);
+    expect_error_prefix(run("   "), NOT_JSON);
+}
+
+static void test_not_json_message_has_detail(void **state)
+{
+    (void)state;
+    result_t r = run("{\"a\": nope}");
+    expect_error_prefix(r, NOT_JSON ": ");
+    assert_true(strlen(r.error) > strlen(NOT_JSON ": "));
+    assert_null(strchr(r.error, '\n'));
+}
+
+static void test_top_level_not_object(void **state)
+{
+    (void)state;
+    const char *bodies[] = {"[]", "[{\"timeout\": 1}]", "\"str\"", "5", "-1.5", "true", "null"};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        result_t r = run(bodies[i]);
+        assert_int_equal(r.rc, -1);
+        if (strcmp(r.error, NOT_OBJECT) != 0)
+            fail_msg("body %s: error '%s'", bodies[i], r.error);
+        r = run_chunked(bodies[i], 1);
+        assert_int_equal(r.rc, -1);
+        assert_string_equal(r.error, NOT_OBJECT);
+    }
+}
+
+static void test_timeout_absent(void **state)
+{
+    (void)state;
+    result_t r = run("{\"timeouts\": 5, \"Timeout\": 3, \"time\": 1}");
+    expect_ok_no_timeout(r);
+}
+
+static void test_timeout_values(void **state)
+{
+    (void)state;
+    expect_timeout(run("{\"timeout\": 1.5}"), 1.5);
+    expect_timeout(run("{\"timeout\": 30}"), 30);
+    expect_timeout(run("{\"a\": 1, \"timeout\": 0.001, \"b\": 2}"), 0.001);
+    expect_timeout(run("{\"timeout\": 2e1}"), 20);
+}
+
+static void test_timeout_invalid(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "{\"timeout\": 0}",     "{\"timeout\": -1}",   "{\"timeout\": \"5\"}",
+        "{\"timeout\": null}",  "{\"timeout\": []}",   "{\"timeout\": {}}",
+        "{\"timeout\": true}",  "{\"timeout\": -0.0}", "{\"timeout\": [5]}",
+        "{\"timeout\": {\"timeout\": 5}}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        result_t r = run(bodies[i]);
+        if (r.rc != -1)
+            fail_msg("body %s accepted", bodies[i]);
+        expect_error_prefix(r, BAD_TIMEOUT);
+    }
+}
+
+static void test_timeout_duplicate_last_wins(void **state)
+{
+    (void)state;
+    /* valid then invalid: the invalid one counts */
+    expect_error_prefix(run("{\"timeout\": 5, \"timeout\": -1}"), BAD_TIMEOUT);
+    expect_error_prefix(run("{\"timeout\": 5, \"timeout\": \"x\"}"), BAD_TIMEOUT);
+    /* invalid then valid: the valid value */
+    expect_timeout(run("{\"timeout\": -1, \"timeout\": 7}"), 7);
+    expect_timeout(run("{\"timeout\": null, \"timeout\": 2.5}"), 2.5);
+    expect_timeout(run("{\"timeout\": 1, \"timeout\": 9}"), 9);
+}
+
+static void test_timeout_huge(void **state)
+{
+    (void)state;
+    result_t r = run("{\"timeout\": 1e400}");
+    assert_int_equal(r.rc, 0);
+    assert_true(r.has_timeout);
+    assert_true(r.timeout > 1e300);
+    assert_true(isinf(r.timeout));
+}
+
+static void test_timeout_long_literal(void **state)
+{
+    (void)state;
+    /* longer than the 64-byte stack copy */
+    const char *body = "{\"timeout\": 1.0000000000000000000000000000000000000000000000000000000"
+                       "000000000000000000000000000000000000000001}";
+    expect_timeout(run(body), 1.0);
+    expect_timeout(run_chunked(body, 1), 1.0);
+    expect_timeout(run("{\"timeout\": 123456789012345678901234567890}"), 123456789012345678901234567890.0);
+}
+
+static void test_nested_timeout_ignored(void **state)
+{
+    (void)state;
+    expect_ok_no_timeout(run("{\"a\": {\"timeout\": -1}}"));
+    expect_ok_no_timeout(run("{\"a\": [{\"timeout\": \"x\"}]}"));
+    expect_timeout(run("{\"a\": {\"timeout\": -1}, \"timeout\": 4}"), 4);
+    expect_timeout(run("{\"timeout\": 4, \"a\": {\"timeout\": -1}}"), 4);
+}
+
+static void test_timeout_as_value_not_key(void **state)
+{
+    (void)state;
+    expect_ok_no_timeout(run("{\"a\": \"timeout\", \"b\": 0}"));
+    expect_ok_no_timeout(run("{\"a\": [\"timeout\", 0]}"));
+}
+
+static void test_trailing_garbage(void **state)
+{
+    (void)state;
+    expect_error_prefix(run("{} x"), NOT_JSON);
+    expect_error_prefix(run("{}{}"), NOT_JSON);
+    expect_error_prefix(run("{\"timeout\": 1}]"), NOT_JSON);
+    expect_error_prefix(run_chunked("{} 5", 1), NOT_JSON);
+}
+
+static void test_invalid_utf8(void **state)
+{
+    (void)state;
+    expect_error_prefix(run("{\"a\": \"\xff\"}"), NOT_JSON);
+    expect_error_prefix(run("{\"\xc3\": 1}"), NOT_JSON);
+    expect_error_prefix(run("{\"a\": \"\x80\"}"), NOT_JSON);     /* lone continuation */
+    expect_error_prefix(run("{\"a\": \"\xe2\x82\"}"), NOT_JSON); /* truncated sequence */
+    expect_error_prefix(run_chunked("{\"a\": \"x\xff\"}", 1), NOT_JSON);
+    /* valid multi-byte UTF-8 is fine, also split across chunks */
+    expect_ok_no_timeout(run_chunked("{\"a\": \"caf\xc3\xa9 \xe2\x82\xac\"}", 1));
+}
+
+static void test_nul_byte_in_body(void **state)
+{
+    (void)state;
+    const char body[] = "{\"a\": 1}\0";
+    expect_error_prefix(run_n(body, sizeof(body) - 1, 0), NOT_JSON); /* includes the NUL */
+}
+
+static void test_feed_after_error_ignored(void **state)
+{
+    (void)state;
+    body_check_t *bc = body_check_new();
+    assert_non_null(bc);
+    body_check_feed(bc, "nope", 4);
+    body_check_feed(bc, "{}", 2);
+    bool has = true;
+    double t = -1;
+    const char *error = NULL;
+    assert_int_equal(body_check_finish(bc, &has, &t, &error), -1);
+    assert_non_null(error);
+    assert_true(starts_with(error, NOT_JSON));
+    body_check_free(bc);
+    body_check_free(NULL);
+}
+
+static void test_deeply_nested_valid(void **state)
+{
+    (void)state;
+    /* {"a":[[[...]]],"b":{"c":{...}},"timeout":3}: depth returns to 1 after nesting */
+    enum { DEPTH = 100 };
+    char body[8 * DEPTH + 64];
+    size_t n = 0;
+    memcpy(body + n, "{\"a\":", 5);
+    n += 5;
+    for (int i = 0; i < DEPTH; i++)
+        body[n++] = '[';
+    for (int i = 0; i < DEPTH; i++)
+        body[n++] = ']';
+    memcpy(body + n, ",\"b\":", 5);
+    n += 5;
+    for (int i = 0; i < DEPTH; i++) {
+        memcpy(body + n, "{\"c\":", 5);
+        n += 5;
+    }
+    body[n++] = '0';
+    for (int i = 0; i < DEPTH; i++)
+        body[n++] = '}';
+    memcpy(body + n, ",\"timeout\":3}", 14); /* with the NUL */
+    expect_timeout(run(body), 3);
+    expect_timeout(run_chunked(body, 1), 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_object),
+        cmocka_unit_test(test_valid_object_one_byte_at_a_time),
+        cmocka_unit_test(test_not_json),
+        cmocka_unit_test(test_empty_body_is_error),
+        cmocka_unit_test(test_not_json_message_has_detail),
+        cmocka_unit_test(test_top_level_not_object),
+        cmocka_unit_test(test_timeout_absent),
+        cmocka_unit_test(test_timeout_values),
+        cmocka_unit_test(test_timeout_invalid),
+        cmocka_unit_test(test_timeout_duplicate_last_wins),
+        cmocka_unit_test(test_timeout_huge),
+        cmocka_unit_test(test_timeout_long_literal),
+        cmocka_unit_test(test_nested_timeout_ignored),
+        cmocka_unit_test(test_timeout_as_value_not_key),
+        cmocka_unit_test(test_trailing_garbage),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_nul_byte_in_body),
+        cmocka_unit_test(test_feed_after_error_ignored),
+        cmocka_unit_test(test_deeply_nested_valid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

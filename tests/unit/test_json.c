@@ -1,0 +1,162 @@
+/* test_json.c -- JSON string escaping and the master's error bodies. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+
+/* json_append_string of `len` bytes of s into a fresh buffer, compared with `want`. */
+static void check(const char *s, size_t len, const char *want)
+{
+    buf_t b = BUF_INIT;
+    json_append_string(&b, s, len);
+    assert_non_null(b.data);
+    assert_int_equal(b.len, strlen(want));
+    assert_string_equal(b.data, want);
+    buf_free(&b);
+}
+
+#define CHECK(s, want) check((s), strlen(s), (want))
+
+static void test_plain(void **state)
+{
+    (void)state;
+    CHECK("hello world", "\"hello world\"");
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    CHECK("", "\"\"");
+}
+
+static void test_quote_and_backslash(void **state)
+{
+    (void)state;
+    CHECK("say \"hi\"", "\"say \\\"hi\\\"\"");
+    CHECK("C:\\dir\\", "\"C:\\\\dir\\\\\"");
+}
+
+static void test_newline_cr_tab(void **state)
+{
+    (void)state;
+    CHECK("a\nb\rc\td", "\"a\\nb\\rc\\td\"");
+}
+
+static void test_control_chars_as_u00xx(void **state)
+{
+    (void)state;
+    CHECK("\x01", "\"\\u0001\"");
+    CHECK("\x1f", "\"\\u001f\"");
+    CHECK("\x08\x0c", "\"\\u0008\\u000c\"");
+    CHECK("a\x1b[0m", "\"a\\u001b[0m\"");
+}
+
+static void test_nul_byte_escaped(void **state)
+{
+    (void)state;
+    check("a\0b", 3, "\"a\\u0000b\"");
+}
+
+static void test_len_limits_input(void **state)
+{
+    (void)state;
+    check("abcdef", 3, "\"abc\"");
+}
+
+static void test_non_ascii_kept(void **state)
+{
+    (void)state;
+    CHECK("caf\xc3\xa9 \x7f", "\"caf\xc3\xa9 \x7f\"");
+    check("\xff\xfe", 2, "\"\xff\xfe\""); /* invalid UTF-8 kept byte for byte */
+    CHECK("a/b", "\"a/b\"");             /* slash needs no escape */
+}
+
+static void test_every_control_char(void **state)
+{
+    (void)state;
+    for (int c = 1; c < 0x20; c++) {
+        char in[1] = {(char)c};
+        buf_t b = BUF_INIT;
+        json_append_string(&b, in, 1);
+        if (c == '\n' || c == '\r' || c == '\t') {
+            assert_int_equal(b.len, 4);
+        } else {
+            char want[16];
+            snprintf(want, sizeof(want), "\"\\u%04x\"", c);
+            assert_string_equal(b.data, want);
+        }
+        buf_free(&b);
+    }
+}
+
+static void test_appends_to_existing(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "x=");
+    json_append_string(&b, "y", 1);
+    assert_string_equal(b.data, "x=\"y\"");
+    buf_free(&b);
+}
+
+static void test_error_body_exact(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    json_error_body(&b, 400, "x");
+    assert_string_equal(b.data, "{\"message\": \"x\", \"code\": 400}");
+    assert_int_equal(b.len, strlen("{\"message\": \"x\", \"code\": 400}"));
+    buf_free(&b);
+}
+
+static void test_error_body_escapes_message(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    json_error_body(&b, 500, "bad \"thing\"\n");
+    assert_string_equal(b.data, "{\"message\": \"bad \\\"thing\\\"\\n\", \"code\": 500}");
+    buf_free(&b);
+}
+
+static void test_error_body_long_message(void **state)
+{
+    (void)state;
+    char msg[1001];
+    memset(msg, 'm', 1000);
+    msg[1000] = '\0';
+    buf_t b = BUF_INIT;
+    json_error_body(&b, 413, msg);
+    const char *prefix = "{\"message\": \"";
+    const char *suffix = "\", \"code\": 413}";
+    assert_int_equal(b.len, strlen(prefix) + 1000 + strlen(suffix));
+    assert_memory_equal(b.data, prefix, strlen(prefix));
+    assert_string_equal(b.data + strlen(prefix) + 1000, suffix);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_quote_and_backslash),
+        cmocka_unit_test(test_newline_cr_tab),
+        cmocka_unit_test(test_control_chars_as_u00xx),
+        cmocka_unit_test(test_nul_byte_escaped),
+        cmocka_unit_test(test_len_limits_input),
+        cmocka_unit_test(test_non_ascii_kept),
+        cmocka_unit_test(test_every_control_char),
+        cmocka_unit_test(test_appends_to_existing),
+        cmocka_unit_test(test_error_body_exact),
+        cmocka_unit_test(test_error_body_escapes_message),
+        cmocka_unit_test(test_error_body_long_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
