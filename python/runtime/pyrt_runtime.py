@@ -9,6 +9,7 @@ The master has already checked that the body is a JSON object with a valid
 """
 
 import importlib.util
+import io
 import json
 import marshal
 import os
@@ -34,8 +35,34 @@ _code_root = "/"
 _default_file = None
 _modules = {}  # resolved path -> (module, mtime_ns, size)
 _site_dirs = set()
+_targets = {}  # (path, file) -> resolved path inside the code dir
 _loop = None
 _cwd = None
+_wrote = False  # did this execution write to sys.stdout / sys.stderr?
+_OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
+
+
+class _TrackedStream(io.TextIOWrapper):
+    """sys.stdout / sys.stderr: written straight through to fds 1 and 2 (pipes to the
+    master), noting that something was written, so the master knows to read them
+    before the answer leaves (their lines then carry this execution's id)."""
+
+    def write(self, s):
+        global _wrote
+        _wrote = True
+        return super().write(s)
+
+
+def _install_streams():
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        raw = io.FileIO(fd, "w", closefd=False)
+        stream = _TrackedStream(
+            io.BufferedWriter(raw),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
 
 
 def configure(code_root, default_file):
@@ -46,6 +73,7 @@ def configure(code_root, default_file):
     _add_function_dir(_code_root)
     os.chdir(_code_root)
     _cwd = _code_root
+    _install_streams()
 
 
 def preload():
@@ -266,11 +294,19 @@ def _execute(body):
     if not path or not file:
         return _error(500, "no path or file specified")
 
-    target = os.path.realpath(os.path.join(_code_root, path, file))
-    if target != _code_root and not target.startswith(_code_root + os.sep):
-        return _error(
-            500, f"file {file!r} in {path!r} resolves outside the code directory {_code_root}"
-        )
+    # Resolving costs a stat per path component: a pair once found inside the code
+    # directory is remembered (a symlink changed later is not seen until a restart).
+    target = _targets.get((path, file))
+    if target is None:
+        target = os.path.realpath(os.path.join(_code_root, path, file))
+        if target != _code_root and not target.startswith(_code_root + os.sep):
+            return _error(
+                500,
+                f"file {file!r} in {path!r} resolves outside the code directory {_code_root}",
+            )
+        if len(_targets) >= 1024:
+            _targets.clear()
+        _targets[(path, file)] = target
     try:
         st = os.stat(target)
     except OSError:
@@ -306,13 +342,17 @@ def _execute(body):
 
 def execute(request_id, body):
     """One execution. Never raises: every failure is an answer."""
+    global _wrote
+    _wrote = False
     try:
-        return _execute(body)
+        status, headers, out, flags = _execute(body)
     except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
-        return _error(500, "pyrt internal error: " + _user_traceback(e))
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass
+        status, headers, out, flags = _error(500, "pyrt internal error: " + _user_traceback(e))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    if _wrote:
+        flags |= _OUTPUT_FLAG
+    return status, headers, out, flags

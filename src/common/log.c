@@ -58,12 +58,16 @@ static size_t format_time(char *out, size_t size)
     return n > 0 ? (size_t)n : 0;
 }
 
-static void emit(buf_t *line)
+#define BATCH_FLUSH_AT (64 * 1024)
+
+static int batching;
+static buf_t batch = BUF_INIT;
+
+static void write_out(const char *data, size_t len)
 {
-    buf_append(line, "\n", 1);
     size_t off = 0;
-    while (off < line->len) {
-        ssize_t n = write(STDERR_FILENO, line->data + off, line->len - off);
+    while (off < len) {
+        ssize_t n = write(STDERR_FILENO, data + off, len - off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -71,6 +75,33 @@ static void emit(buf_t *line)
         }
         off += (size_t)n;
     }
+}
+
+void log_set_batching(int on)
+{
+    log_flush();
+    batching = on;
+}
+
+void log_flush(void)
+{
+    if (batch.len) {
+        write_out(batch.data, batch.len);
+        buf_clear(&batch);
+    }
+}
+
+static void emit_level(buf_t *line, log_level_t level)
+{
+    buf_append(line, "\n", 1);
+    if (!batching || level >= LOG_ALERT) {
+        log_flush();
+        write_out(line->data, line->len);
+        return;
+    }
+    buf_append(&batch, line->data, line->len);
+    if (batch.len >= BATCH_FLUSH_AT)
+        log_flush();
 }
 
 static void start_line(buf_t *line, log_level_t level, const char *role, pid_t pid)
@@ -96,7 +127,7 @@ void log_write(log_level_t level, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         buf_append(&line, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-    emit(&line);
+    emit_level(&line, level);
     buf_free(&line);
     errno = saved_errno;
 }
@@ -109,6 +140,6 @@ void log_write_as(log_level_t level, const char *role, pid_t pid, const char *pr
     start_line(&line, level, role, pid);
     buf_append_str(&line, prefix);
     buf_append(&line, text, len);
-    emit(&line);
+    emit_level(&line, level);
     buf_free(&line);
 }

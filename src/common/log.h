@@ -33,6 +33,12 @@ void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(pr
 void log_write_as(log_level_t level, const char *role, pid_t pid, const char *prefix,
                   const char *text, size_t len);
 
+/* Batching (the master): lines collect in memory and log_flush() writes them with one
+ * write(2), once per event-loop iteration; at tens of thousands of access lines a
+ * second, a write per line costs more than the line. Alerts are written at once. */
+void log_set_batching(int on);
+void log_flush(void);
+
 #define log_msg(level, ...)                                                                        \
     do {                                                                                           \
         if ((level) >= log_min_level)                                                              \

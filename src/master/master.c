@@ -27,6 +27,7 @@ extern char **environ;
 static uv_loop_t *loop;
 static uv_tcp_t listener;
 static uv_signal_t sig_term, sig_int, sig_chld;
+static uv_check_t log_flusher;
 static bool stopping;
 
 /* A copy of the environment as it is now (the key already removed), for the zygote. */
@@ -64,8 +65,15 @@ static void fit_connection_limit(serve_config_t *cfg)
     }
 }
 
+static void on_loop_iteration(uv_check_t *h)
+{
+    (void)h;
+    log_flush();
+}
+
 static void on_pool_stopped(void)
 {
+    uv_close((uv_handle_t *)&log_flusher, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_chld, NULL);
@@ -146,10 +154,16 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
 
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;
+    /* The zygote is exec'd: from here on, lines may wait for the loop's next turn. */
+    uv_check_init(loop, &log_flusher);
+    uv_check_start(&log_flusher, on_loop_iteration);
+    uv_unref((uv_handle_t *)&log_flusher);
+    log_set_batching(1);
     log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s", cfg->host, cfg->port,
             cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir);
 
     uv_run(loop, UV_RUN_DEFAULT);
+    log_set_batching(0);
     (void)uv_loop_close(loop);
     return 0;
 }

@@ -645,8 +645,13 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
 
     w->job = NULL;
     job->worker = NULL;
-    output_drain(&w->out);
-    output_drain(&w->err);
+    /* Reading the pipes costs two syscalls: only when the worker says Python wrote to
+     * them. (Output of C code or children still in a pipe is read on its own event,
+     * under this id unless the worker has started its next execution by then.) */
+    if (flags & PROTO_RESULT_OUTPUT) {
+        output_drain(&w->out);
+        output_drain(&w->err);
+    }
     output_flush(&w->out);
     output_flush(&w->err);
     if (!valid) {

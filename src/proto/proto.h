@@ -42,6 +42,7 @@ enum proto_msg {
 
 /* RESULT flags. */
 #define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */
+#define PROTO_RESULT_OUTPUT 0x2u  /* sys.stdout/stderr were written: read the pipes first */
 
 void proto_header_encode(uint8_t out[PROTO_HEADER_SIZE], uint32_t type, uint32_t length);
 void proto_header_decode(const uint8_t in[PROTO_HEADER_SIZE], uint32_t *type, uint32_t *length);
