@@ -1,0 +1,2 @@
+def handler(req, res):
+    return res.send('should not run')

@@ -1,0 +1,1 @@
+main = 'not a function'

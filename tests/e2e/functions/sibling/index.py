@@ -1,0 +1,5 @@
+import helper
+
+
+def main(req, res):
+    return res.send(helper.VALUE)
