@@ -26,8 +26,8 @@ PY_CFLAGS = $(call cache,PY_CFLAGS,$(PYTHON)-config --includes)
 PY_LDFLAGS = $(call cache,PY_LDFLAGS,$(PYTHON)-config --embed --ldflags)
 PY_EXE = $(call cache,PY_EXE,$(PYTHON) -c 'import os; import sys; print(os.path.realpath(sys.executable))')
 PY_VERSION = $(call cache,PY_VERSION,$(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-LIB_CFLAGS = $(call cache,LIB_CFLAGS,pkg-config --cflags libuv yajl)
-LIB_LDFLAGS = $(call cache,LIB_LDFLAGS,pkg-config --libs libuv yajl) -lhttp_parser
+LIB_CFLAGS = $(call cache,LIB_CFLAGS,pkg-config --cflags libuv yajl libarchive)
+LIB_LDFLAGS = $(call cache,LIB_LDFLAGS,pkg-config --libs libuv yajl libarchive) -lhttp_parser
 
 STD = -std=c11 -D_GNU_SOURCE
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
@@ -54,11 +54,13 @@ CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json
 MASTER_SRC = src/master/master.c src/master/http.c src/master/body.c src/master/pool.c \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/reqid.c src/master/secret.c
 WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/pyembed.c
-CLI_SRC = src/main.c src/cli/cmd_serve.c
-SRC = $(CORE_SRC) $(MASTER_SRC) $(WORKER_SRC) $(CLI_SRC)
+BUILD_SRC = src/build/build.c src/tar/pack.c src/tar/extract.c src/common/proc.c
+CLI_SRC = src/main.c src/cli/cmd_serve.c src/cli/cmd_build.c src/cli/cmd_pack.c src/cli/cmd_launch.c
+SRC = $(CORE_SRC) $(MASTER_SRC) $(WORKER_SRC) $(BUILD_SRC) $(CLI_SRC)
 OBJ = $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/worker/embedded.o
 DEPS = $(OBJ:.o=.d)
-EMBEDDED_PY = python/runtime/pyrt_runtime.py python/function_types/function_types/__init__.py
+EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
+              python/function_types/function_types/__init__.py
 
 UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)

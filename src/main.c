@@ -15,6 +15,9 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
+    {"build", cmd_build, "prepare a function folder: runtime-env, dependencies, bytecode"},
+    {"pack", cmd_pack, "archive a built folder as a tar.gz"},
+    {"launch", cmd_launch, "extract an archive safely, then serve it"},
     {"serve", cmd_serve, "serve a built function folder over HTTP"},
     {"__zygote", cmd_zygote, NULL},
     {NULL, NULL, NULL},

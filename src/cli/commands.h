@@ -4,6 +4,9 @@
 #define PYRT_COMMANDS_H
 
 int cmd_serve(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 int cmd_zygote(int argc, char **argv);
 
 #endif

@@ -9,4 +9,8 @@ pyrt_src_runtime:
 pyrt_src_function_types:
     .incbin "python/function_types/function_types/__init__.py"
     .byte 0
+    .global pyrt_src_validate
+pyrt_src_validate:
+    .incbin "python/runtime/pyrt_validate.py"
+    .byte 0
     .section .note.GNU-stack,"",@progbits

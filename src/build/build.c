@@ -1,0 +1,385 @@
+/* build.c -- `pyrt build` (see build.h). */
+#include "build/build.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/proc.h"
+#include "common/xalloc.h"
+#include "tar/tar.h"
+
+#define STATE_FILE "runtime-env/.pyrt-build"
+#define MAX_INCLUDE_DEPTH 8
+
+extern const char pyrt_src_validate[];
+extern const char pyrt_src_function_types[];
+
+typedef struct build {
+    const build_options_t *opts;
+    char dir[PATH_MAX];
+    const char *entry;
+    bool progress; /* a terminal: one line per step */
+    struct timespec started;
+    uid_t uid;
+    gid_t gid;
+    char *err;
+    size_t errlen;
+} build_t;
+
+static double elapsed(const build_t *b)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - b->started.tv_sec) + (double)(now.tv_nsec - b->started.tv_nsec) / 1e9;
+}
+
+static void step(const build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void step(const build_t *b, const char *fmt, ...)
+{
+    if (!b->progress)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pyrt build [%5.1fs] ", elapsed(b));
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static bool is_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    return snprintf(path, sizeof(path), "%s/%s", dir, name) < (int)sizeof(path) &&
+           stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+unsigned long long build_digest(unsigned long long h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------ symlinks ---- */
+
+static build_t *walk_build;
+
+static int check_link(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    build_t *b = walk_build;
+    size_t n = strlen(b->dir);
+    const char *rel = path[n] == '/' ? path + n + 1 : path + n;
+    if (type == FTW_D && strcmp(rel, "runtime-env") == 0)
+        return FTW_SKIP_SUBTREE;
+    if (type != FTW_SL && type != FTW_SLN)
+        return FTW_CONTINUE;
+    (void)ftw;
+    char resolved[PATH_MAX], target[PATH_MAX];
+    bool inside;
+    if (realpath(path, resolved) != NULL) {
+        inside = strncmp(resolved, b->dir, n) == 0 && (resolved[n] == '\0' || resolved[n] == '/');
+    } else {
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        inside = len > 0 && tar_link_target_inside(rel, target);
+        snprintf(resolved, sizeof(resolved), "%s", target);
+    }
+    if (inside)
+        return FTW_CONTINUE;
+    snprintf(b->err, b->errlen,
+             "symlink %s points outside %s (to %s): `pyrt launch` would refuse it; copy the "
+             "file in instead",
+             rel, b->dir, resolved);
+    return FTW_STOP;
+}
+
+static int check_symlinks(build_t *b)
+{
+    walk_build = b;
+    int rc = nftw(b->dir, check_link, 32, FTW_PHYS | FTW_ACTIONRETVAL);
+    return rc == 0 ? 0 : -1;
+}
+
+/* -------------------------------------------------------- requirements ---- */
+
+static int read_file(const char *path, buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    return 0;
+}
+
+/* The digest of a requirements file and, recursively, of the files it names with
+ * -r/--requirement and -c/--constraint (relative to its own folder, as pip reads them). */
+static int digest_requirements(build_t *b, const char *path, int depth, unsigned long long *h)
+{
+    buf_t text = BUF_INIT;
+    if (depth > MAX_INCLUDE_DEPTH || read_file(path, &text) < 0) {
+        snprintf(b->err, b->errlen, "cannot read requirements file %s: %s", path,
+                 depth > MAX_INCLUDE_DEPTH ? "-r/-c nested too deeply" : strerror(errno));
+        buf_free(&text);
+        return -1;
+    }
+    *h = build_digest(*h, path, strlen(path) + 1);
+    *h = build_digest(*h, text.data ? text.data : "", text.len);
+    int rc = 0;
+    char *save = NULL;
+    for (char *line = text.len ? strtok_r(text.data, "\n", &save) : NULL; line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        const char *name = NULL;
+        static const char *const flags[] = {"--requirement", "--constraint", "-r", "-c"};
+        for (size_t i = 0; i < 4 && name == NULL; i++) {
+            size_t n = strlen(flags[i]);
+            if (strncmp(line, flags[i], n) == 0) {
+                name = line + n;
+                while (*name == ' ' || *name == '=' || *name == '\t')
+                    name++;
+            }
+        }
+        if (name == NULL || *name == '\0')
+            continue;
+        char *end = (char *)name + strcspn(name, " \t\r#");
+        *end = '\0';
+        buf_t included = BUF_INIT;
+        if (name[0] == '/') {
+            buf_append_str(&included, name);
+        } else {
+            const char *slash = strrchr(path, '/');
+            buf_append(&included, path, slash ? (size_t)(slash - path) : 0);
+            buf_appendf(&included, "%s%s", slash ? "/" : "", name);
+        }
+        rc = digest_requirements(b, included.data, depth + 1, h);
+        buf_free(&included);
+    }
+    buf_free(&text);
+    return rc;
+}
+
+/* ------------------------------------------------------------ runtime-env ---- */
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : -1;
+}
+
+static int run(build_t *b, char *const argv[], const char *what, bool as_user)
+{
+    buf_t output = BUF_INIT;
+    char perr[256];
+    int rc = proc_run(argv, b->dir, &output, as_user ? b->uid : PROC_SAME_USER, b->gid, perr,
+                      sizeof(perr));
+    if (rc != 0) {
+        if (rc < 0)
+            snprintf(b->err, b->errlen, "%s: %s", what, perr);
+        else
+            snprintf(b->err, b->errlen, "%s (exit status %d):\n%s", what, rc,
+                     output.data ? output.data : "");
+    }
+    buf_free(&output);
+    return rc == 0 ? 0 : -1;
+}
+
+static int make_env(build_t *b, bool has_requirements)
+{
+    char env[PATH_MAX + 16], python[PATH_MAX + 48];
+    snprintf(env, sizeof(env), "%s/runtime-env", b->dir);
+    snprintf(python, sizeof(python), "%s/bin/python", env);
+    struct stat st;
+    if (lstat(env, &st) == 0 && nftw(env, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0) {
+        snprintf(b->err, b->errlen, "cannot remove the old %s: %s", env, strerror(errno));
+        return -1;
+    }
+    step(b, "creating runtime-env with %s", PYRT_PYTHON);
+    char *venv[] = {PYRT_PYTHON, "-m", "venv", "--copies", has_requirements ? env : "--without-pip",
+                    has_requirements ? NULL : env, NULL};
+    if (run(b, venv, "creating runtime-env failed", false) < 0)
+        return -1;
+    if (!has_requirements)
+        return 0;
+
+    step(b, "installing requirements.txt");
+    char *pip[] = {python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check",
+                   "--no-warn-script-location", "-r", "requirements.txt", NULL};
+    if (run(b, pip, "pip could not install requirements.txt", false) < 0)
+        return -1;
+    step(b, "compiling runtime-env");
+    char lib[PATH_MAX + 32];
+    snprintf(lib, sizeof(lib), "%s/lib", env);
+    char *compile[] = {python, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode",
+                       "unchecked-hash", lib, NULL};
+    return run(b, compile, "compiling runtime-env failed", false);
+}
+
+static int write_state(build_t *b, const char *state)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", b->dir, STATE_FILE);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(state, f) < 0 || fclose(f) != 0) {
+        snprintf(b->err, b->errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------- validation ---- */
+
+static int validate(build_t *b)
+{
+    char types[] = "/tmp/pyrt-build-XXXXXX";
+    if (mkdtemp(types) == NULL) {
+        snprintf(b->err, b->errlen, "mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    char pkg[sizeof(types) + 32], init[sizeof(types) + 64];
+    snprintf(pkg, sizeof(pkg), "%s/function_types", types);
+    snprintf(init, sizeof(init), "%s/__init__.py", pkg);
+    FILE *f = NULL;
+    int rc = -1;
+    if (mkdir(pkg, 0755) == 0 && (f = fopen(init, "w")) != NULL &&
+        fputs(pyrt_src_function_types, f) >= 0 && fclose(f) == 0) {
+        f = NULL;
+        (void)chmod(types, 0755);
+        step(b, "checking %s", b->entry);
+        char python[PATH_MAX + 32];
+        snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b->dir);
+        char *argv[] = {python, "-I", "-B", "-c", (char *)pyrt_src_validate, b->dir,
+                        (char *)b->entry, types, NULL};
+        buf_t output = BUF_INIT;
+        char perr[256];
+        int status = proc_run(argv, b->dir, &output, b->uid, b->gid, perr, sizeof(perr));
+        if (status == 0) {
+            rc = 0;
+        } else if (status < 0) {
+            snprintf(b->err, b->errlen, "cannot check the entry point: %s", perr);
+        } else {
+            size_t n = output.len;
+            while (n > 0 && output.data[n - 1] == '\n')
+                n--;
+            snprintf(b->err, b->errlen, "%.*s", (int)n, output.data ? output.data : "");
+        }
+        buf_free(&output);
+    } else {
+        snprintf(b->err, b->errlen, "cannot write %s: %s", init, strerror(errno));
+    }
+    if (f)
+        fclose(f);
+    (void)unlink(init);
+    (void)rmdir(pkg);
+    (void)rmdir(types);
+    return rc;
+}
+
+static int compile_code(build_t *b)
+{
+    step(b, "compiling the code");
+    char python[PATH_MAX + 32];
+    snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b->dir);
+    char *argv[] = {python, "-I", "-c",
+                    "import compileall, py_compile, re, sys\n"
+                    "d = sys.argv[1]\n"
+                    "ok = compileall.compile_dir(d, quiet=1, force=True, workers=0,\n"
+                    "    rx=re.compile(re.escape(d + '/runtime-env') + '(/|$)'),\n"
+                    "    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
+                    "sys.exit(0 if ok else 1)\n",
+                    b->dir, NULL};
+    return run(b, argv, "byte-compiling the code failed", false);
+}
+
+/* ------------------------------------------------------------------ run ---- */
+
+int build_run(const build_options_t *opts, char *err, size_t errlen)
+{
+    build_t b = {.opts = opts, .err = err, .errlen = errlen, .uid = PROC_SAME_USER};
+    clock_gettime(CLOCK_MONOTONIC, &b.started);
+    b.progress = isatty(STDERR_FILENO);
+    struct stat st;
+    if (realpath(opts->dir, b.dir) == NULL || stat(b.dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a folder", opts->dir);
+        return -1;
+    }
+    if (opts->entrypoint && *opts->entrypoint)
+        b.entry = opts->entrypoint;
+    else if (is_file(b.dir, "main.py"))
+        b.entry = "main.py";
+    else if (is_file(b.dir, "index.py"))
+        b.entry = "index.py";
+    else {
+        snprintf(err, errlen,
+                 "no entry point in %s: neither main.py nor index.py exists (name one with "
+                 "--entrypoint or ENTRYPOINT_NAME)",
+                 b.dir);
+        return -1;
+    }
+    if (opts->user) {
+        struct passwd *pw = getpwnam(opts->user);
+        char *end;
+        long id = strtol(opts->user, &end, 10);
+        if (pw == NULL && (*end != '\0' || id < 0)) {
+            snprintf(err, errlen, "--user %s: no such user", opts->user);
+            return -1;
+        }
+        b.uid = pw ? pw->pw_uid : (uid_t)id;
+        b.gid = pw ? pw->pw_gid : (gid_t)id;
+        if (geteuid() != 0)
+            b.uid = PROC_SAME_USER; /* only root can switch */
+    }
+    if (check_symlinks(&b) < 0)
+        return -1;
+
+    bool has_requirements = is_file(b.dir, "requirements.txt");
+    unsigned long long h = build_digest(0xcbf29ce484222325ULL, "pyrt-build-1", 12);
+    h = build_digest(h, PYRT_PYTHON, strlen(PYRT_PYTHON) + 1);
+    h = build_digest(h, PYRT_PYTHON_VERSION, strlen(PYRT_PYTHON_VERSION) + 1);
+    if (has_requirements) {
+        char req[PATH_MAX + 32];
+        snprintf(req, sizeof(req), "%s/requirements.txt", b.dir);
+        if (digest_requirements(&b, req, 0, &h) < 0)
+            return -1;
+    }
+    char state[128];
+    snprintf(state, sizeof(state), "digest %016llx\npython %s %s\n", h, PYRT_PYTHON,
+             PYRT_PYTHON_VERSION);
+    buf_t old = BUF_INIT;
+    char state_path[PATH_MAX + 32], python[PATH_MAX + 32];
+    snprintf(state_path, sizeof(state_path), "%s/%s", b.dir, STATE_FILE);
+    snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b.dir);
+    bool current = !opts->force && read_file(state_path, &old) == 0 && old.data &&
+                   strcmp(old.data, state) == 0 && access(python, X_OK) == 0;
+    buf_free(&old);
+    if (current) {
+        step(&b, "runtime-env is up to date");
+    } else {
+        if (make_env(&b, has_requirements) < 0 || write_state(&b, state) < 0)
+            return -1;
+    }
+    if (validate(&b) < 0 || compile_code(&b) < 0)
+        return -1;
+    step(&b, "done");
+    return 0;
+}
