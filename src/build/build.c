@@ -180,6 +180,51 @@ static int digest_requirements(build_t *b, const char *path, int depth, unsigned
 
 /* ------------------------------------------------------------ runtime-env ---- */
 
+/* A runtime-env made by another Python than the one pyrt embeds would not import its
+ * compiled packages: refuse it at start, naming both. 0 when fine or absent. */
+int build_check_runtime_env(const char *code_dir, char *err, size_t errlen)
+{
+    buf_t path = BUF_INIT;
+    buf_appendf(&path, "%s/runtime-env/pyvenv.cfg", code_dir);
+    FILE *f = fopen(path.data, "r");
+    buf_free(&path);
+    if (f == NULL)
+        return 0;
+    char line[PATH_MAX + 64], home[PATH_MAX] = "", version[PATH_MAX] = "";
+    while (fgets(line, sizeof(line), f)) {
+        char key[16], value[PATH_MAX];
+        if (sscanf(line, " %15[a-z_] = %4095[^\r\n]", key, value) != 2)
+            continue;
+        if (strcmp(key, "home") == 0)
+            snprintf(home, sizeof(home), "%s", value);
+        else if (strcmp(key, "version") == 0)
+            snprintf(version, sizeof(version), "%s", value);
+    }
+    fclose(f);
+
+    int major = 0, minor = 0, want_major = 0, want_minor = 0;
+    bool same_version = sscanf(version, "%d.%d", &major, &minor) == 2 &&
+                        sscanf(PYRT_PYTHON_VERSION, "%d.%d", &want_major, &want_minor) == 2 &&
+                        major == want_major && minor == want_minor;
+    char want_home[PATH_MAX];
+    snprintf(want_home, sizeof(want_home), "%s", PYRT_PYTHON);
+    char *slash = strrchr(want_home, '/');
+    if (slash)
+        *slash = '\0';
+    char home_real[PATH_MAX], want_real[PATH_MAX];
+    bool same_home = realpath(home, home_real) && realpath(want_home, want_real) &&
+                     strcmp(home_real, want_real) == 0;
+    if (same_version && same_home)
+        return 0;
+    snprintf(err, errlen,
+             "runtime-env was made by Python %s in %s, but pyrt embeds Python %s (%s): rebuild "
+             "it with `pyrt build --force`",
+             version[0] ? version : "(unknown version)", home[0] ? home : "(unknown folder)",
+             PYRT_PYTHON_VERSION, PYRT_PYTHON);
+    return -1;
+}
+
+
 static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void)sb;
@@ -369,8 +414,10 @@ int build_run(const build_options_t *opts, char *err, size_t errlen)
     char state_path[PATH_MAX + 32], python[PATH_MAX + 32];
     snprintf(state_path, sizeof(state_path), "%s/%s", b.dir, STATE_FILE);
     snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b.dir);
+    char venv_err[256];
     bool current = !opts->force && read_file(state_path, &old) == 0 && old.data &&
-                   strcmp(old.data, state) == 0 && access(python, X_OK) == 0;
+                   strcmp(old.data, state) == 0 && access(python, X_OK) == 0 &&
+                   build_check_runtime_env(b.dir, venv_err, sizeof(venv_err)) == 0;
     buf_free(&old);
     if (current) {
         step(&b, "runtime-env is up to date");

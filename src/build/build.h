@@ -25,6 +25,11 @@ typedef struct build_options {
 
 int build_run(const build_options_t *opts, char *err, size_t errlen);
 
+/* Is code_dir's runtime-env (if any) made by the Python pyrt embeds? 0 when it is or
+ * there is none; -1 with err naming both interpreters. `serve` refuses such a folder;
+ * `build` makes the env anew. */
+int build_check_runtime_env(const char *code_dir, char *err, size_t errlen);
+
 /* FNV-1a, 64 bits: the requirements digest (change detection, not security). */
 unsigned long long build_digest(unsigned long long h, const void *data, size_t len);
 

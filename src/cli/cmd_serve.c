@@ -1,5 +1,6 @@
 /* cmd_serve.c -- `pyrt serve`: options to a serve_config_t, then the master. */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build/build.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "common/log.h"
@@ -115,6 +117,10 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     cfg.code_dir = code_dir;
+    if (build_check_runtime_env(code_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pyrt serve: %s\n", err);
+        return 1;
+    }
     if (entrypoint && *entrypoint)
         cfg.entrypoint = entrypoint;
     else if (is_file(code_dir, "main.py"))

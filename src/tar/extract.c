@@ -171,6 +171,11 @@ int tar_extract(const char *archive_path, const char *dir, char *err, size_t err
         snprintf(err, errlen, "cannot resolve %s: %s", dir, strerror(errno));
         return -1;
     }
+    struct stat ast;
+    if (stat(archive_path, &ast) != 0) {
+        snprintf(err, errlen, "cannot open archive %s: %s", archive_path, strerror(errno));
+        return -1;
+    }
     struct archive *in = archive_read_new();
     archive_read_support_filter_all(in);
     archive_read_support_format_tar(in);
