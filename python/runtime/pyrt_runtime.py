@@ -40,6 +40,8 @@ _loop = None
 _cwd = None
 _wrote = False  # did this execution write to sys.stdout / sys.stderr?
 _OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
+_RECYCLE_FLAG = 0x1  # PROTO_RESULT_RECYCLE: replace this worker after the answer
+_hit_memory_limit = False
 
 
 class _TrackedStream(io.TextIOWrapper):
@@ -138,6 +140,9 @@ def _error(code, message):
 
 def _user_traceback(exc):
     """The traceback from the user's code down, without pyrt's own frames."""
+    global _hit_memory_limit
+    if isinstance(exc, MemoryError):
+        _hit_memory_limit = True  # a worker that hit --max-memory is replaced
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
@@ -342,8 +347,9 @@ def _execute(body):
 
 def execute(request_id, body):
     """One execution. Never raises: every failure is an answer."""
-    global _wrote
+    global _wrote, _hit_memory_limit
     _wrote = False
+    _hit_memory_limit = False
     try:
         status, headers, out, flags = _execute(body)
     except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
@@ -355,4 +361,6 @@ def execute(request_id, body):
             pass
     if _wrote:
         flags |= _OUTPUT_FLAG
+    if _hit_memory_limit:
+        flags |= _RECYCLE_FLAG
     return status, headers, out, flags

@@ -787,6 +787,11 @@ void pool_submit(job_t *job)
         send_call(w, job);
         return;
     }
+    if (backoff_active && live_workers() == 0) {
+        /* Workers keep dying before they answer: say why now, not at the deadline. */
+        finish_job_error(job, 500, last_worker_error, "crash", 0);
+        return;
+    }
     if (queue.length >= (size_t)config->max_queue) {
         finish_job_error(job, 503, "Server busy", "busy", 0);
         return;

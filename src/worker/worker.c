@@ -9,8 +9,14 @@
 #include "worker/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -20,6 +26,52 @@
 #include "worker/pyembed.h"
 
 #define MAX_FRAME (1024u * 1024 * 1024)
+
+static long memory_mib;
+static rlim_t memory_hard;
+static int statm_fd = -1;
+
+/* The address space in use now, from /proc/self/statm (kept open: one pread). */
+static rlim_t address_space(void)
+{
+    char text[128];
+    ssize_t n = pread(statm_fd, text, sizeof(text) - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    return (rlim_t)strtoull(text, NULL, 10) * (rlim_t)sysconf(_SC_PAGESIZE);
+}
+
+int worker_limit_memory(long mib)
+{
+    if (mib <= 0)
+        return 0;
+    statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (statm_fd < 0)
+        return -1;
+    /* Each glibc malloc arena reserves 64 MiB of address space: with one per thread, a
+     * few threads would eat the budget without allocating anything. */
+    (void)mallopt(M_ARENA_MAX, 2);
+    memory_mib = mib;
+    memory_hard = address_space() + (rlim_t)(2 * mib) * 1024 * 1024;
+    struct rlimit rl = {memory_hard, memory_hard};
+    return setrlimit(RLIMIT_AS, &rl);
+}
+
+/* Before an execution: mib more than now, within the hard limit. */
+static void limit_execution(void)
+{
+    rlim_t soft = address_space() + (rlim_t)memory_mib * 1024 * 1024;
+    struct rlimit rl = {soft < memory_hard ? soft : memory_hard, memory_hard};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        log_msg(LOG_WARN, "setrlimit(RLIMIT_AS): %s", strerror(errno));
+}
+
+/* After it: is there still room for a whole execution's allowance? */
+static bool headroom_short(void)
+{
+    return address_space() + (rlim_t)memory_mib * 1024 * 1024 > memory_hard;
+}
 
 static int write_all(int fd, struct iovec *iov, int count)
 {
@@ -80,7 +132,8 @@ static void send_simple(int fd, uint32_t type, uint32_t value)
 }
 
 /* Fills `meta` with the RESULT frame up to the body; the body itself is *body. */
-static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ssize_t *body_len)
+static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ssize_t *body_len,
+                         uint32_t extra_flags)
 {
     PyObject *headers;
     long status, flags;
@@ -91,7 +144,7 @@ static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ss
     Py_ssize_t count = PyList_GET_SIZE(headers);
     size_t start = proto_frame_begin(meta, PROTO_MSG_RESULT);
     proto_put_u32(meta, (uint32_t)status);
-    proto_put_u32(meta, (uint32_t)flags);
+    proto_put_u32(meta, (uint32_t)flags | extra_flags);
     proto_put_u32(meta, (uint32_t)count);
     for (Py_ssize_t i = 0; i < count; i++) {
         const char *name, *value;
@@ -163,6 +216,8 @@ void worker_run(int fd)
             _exit(70);
         }
 
+        if (memory_mib > 0)
+            limit_execution();
         PyObject *result = PyObject_CallFunction(execute, "s#y#", (const char *)id,
                                                  (Py_ssize_t)id_len, (const char *)body,
                                                  (Py_ssize_t)body_len);
@@ -173,7 +228,8 @@ void worker_run(int fd)
         const char *out_body = NULL;
         Py_ssize_t out_len = 0;
         buf_clear(&meta);
-        if (result == NULL || encode_result(result, &meta, &out_body, &out_len) < 0) {
+        uint32_t extra = memory_mib > 0 && headroom_short() ? PROTO_RESULT_RECYCLE : 0;
+        if (result == NULL || encode_result(result, &meta, &out_body, &out_len, extra) < 0) {
             log_msg(LOG_ALERT, "pyrt_runtime.execute did not return an answer:");
             PyErr_Print();
             Py_XDECREF(result);

@@ -3,6 +3,14 @@
 #ifndef PYRT_WORKER_H
 #define PYRT_WORKER_H
 
+/* --max-memory: an execution may allocate about `mib` MiB beyond the address space its
+ * worker holds when it starts. Enforced with RLIMIT_AS, set before each execution:
+ * soft = current + mib, hard = (at the worker's start) + 2 * mib, so that user code can
+ * raise its soft limit only that far. A worker whose headroom has shrunk below mib, or
+ * that hit MemoryError, asks to be replaced after answering. 0: no limit. Call before
+ * worker_run, after dropping privileges. 0, or -1 with errno. */
+int worker_limit_memory(long mib);
+
 /* Runs on the channel fd, with the GIL held on entry; never returns. */
 void worker_run(int chan_fd) __attribute__((noreturn));
 

@@ -104,24 +104,29 @@ static int resolve_user(const char *user, char *err, size_t errlen)
 }
 
 /* Root keeps its uid (no --user): take away CAP_SYS_PTRACE, which would let user code
- * read the non-dumpable master's memory (and so the key), from this process and from
- * anything it executes. */
-static void drop_ptrace_capability(void)
+ * read the non-dumpable master's memory (and so the key), and CAP_SYS_RESOURCE, which
+ * would let it raise its hard memory limit, from this process and from anything it
+ * executes. */
+static void drop_capabilities(void)
 {
-    if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0 && errno != EINVAL)
-        log_msg(LOG_WARN, "prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE): %s", strerror(errno));
+    static const int caps[] = {CAP_SYS_PTRACE, CAP_SYS_RESOURCE};
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     if (syscall(SYS_capget, &hdr, data) != 0) {
         log_msg(LOG_WARN, "capget: %s", strerror(errno));
         return;
     }
-    unsigned idx = CAP_SYS_PTRACE / 32, bit = 1u << (CAP_SYS_PTRACE % 32);
-    data[idx].effective &= ~bit;
-    data[idx].permitted &= ~bit;
-    data[idx].inheritable &= ~bit;
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0 && errno != EINVAL)
+            log_msg(LOG_WARN, "prctl(PR_CAPBSET_DROP, %d): %s", caps[i], strerror(errno));
+        unsigned idx = (unsigned)caps[i] / 32, bit = 1u << (caps[i] % 32);
+        data[idx].effective &= ~bit;
+        data[idx].permitted &= ~bit;
+        data[idx].inheritable &= ~bit;
+    }
     if (syscall(SYS_capset, &hdr, data) != 0)
-        log_msg(LOG_WARN, "capset without CAP_SYS_PTRACE: %s", strerror(errno));
+        log_msg(LOG_WARN, "capset without CAP_SYS_PTRACE and CAP_SYS_RESOURCE: %s",
+                strerror(errno));
 }
 
 static void become_worker(int fds[3]) __attribute__((noreturn));
@@ -143,6 +148,7 @@ static void become_worker(int fds[3])
         for (int fd = CHANNEL_FD + 1; fd < 1024; fd++)
             (void)close(fd);
     log_init("worker", log_min_level);
+    (void)prctl(PR_SET_NAME, "pyrt-worker", 0, 0, 0);
 
     if (zc.switch_user) {
         if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
@@ -151,7 +157,12 @@ static void become_worker(int fds[3])
             _exit(72);
         }
     } else if (geteuid() == 0) {
-        drop_ptrace_capability();
+        drop_capabilities();
+    }
+    if (worker_limit_memory(zc.max_memory_mib) != 0) {
+        log_msg(LOG_ERROR, "cannot limit memory to %ld MiB: %s", zc.max_memory_mib,
+                strerror(errno));
+        _exit(75);
     }
     if (pyembed_call("after_fork", 0, NULL, NULL) < 0)
         _exit(73);
@@ -261,6 +272,7 @@ int cmd_zygote(int argc, char **argv)
     }
     (void)log_level_parse(zc.log_level, &level);
     log_init("zygote", level);
+    (void)prctl(PR_SET_NAME, "pyrt-zygote", 0, 0, 0);
 
     /* Die with the master; if it is already gone, do not start. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
