@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, serve examples/hello on :3000
 #   make test       install what tests need, build, run the unit and end-to-end tests
 #   make test-asan  the end-to-end tests against an ASan/UBSan build
+#   make soak       mixed good/timeout/crash/bad traffic for SOAK_SECONDS (180)
 #   make install    install build/pyrt into $(PREFIX)/bin
 #
 # PYTHON is the interpreter pyrt embeds and builds runtime-envs with (Debian's, not a
@@ -17,7 +18,7 @@ V ?=
 
 BUILD_PKGS = gcc make pkg-config libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev \
              python3-dev python3-venv
-TEST_PKGS = python3-pytest libcmocka-dev procps curl
+TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel
 
 # Evaluated once, on first use, so that a missing python3-dev before `make deps` is not
 # an error for targets that do not compile.
@@ -65,7 +66,7 @@ EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
 UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit e2e test-asan install clean deps deps-test noopt help
+.PHONY: all run test unit e2e test-asan soak install clean deps deps-test noopt help
 
 all: $(BUILD)/pyrt
 
@@ -117,6 +118,11 @@ test-asan: deps-test
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PYRT_SANITIZER=1 PYRT_BIN=$(abspath build/asan/pyrt) \
 	  $(PYTHON) -m pytest tests/e2e -q -p no:cacheprovider $(PYTEST_ARGS)
+
+SOAK_SECONDS ?= 180
+soak: deps
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --bin $(abspath $(BUILD)/pyrt)
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -13,6 +13,8 @@ import os
 import sys
 import traceback
 
+OK_MARKER = "pyrt-validate: ok"
+
 
 def fail(message):
     sys.stderr.write(message.rstrip("\n") + "\n")
@@ -57,3 +59,6 @@ def check(code_dir, entry):
 if __name__ == "__main__":
     sys.path.insert(0, sys.argv[3])  # pyrt's function_types, as the server has them
     check(sys.argv[1], sys.argv[2])
+    # The last word: code that ends the process at import (os._exit(0)) must not pass.
+    sys.stdout.write(OK_MARKER + "\n")
+    sys.stdout.flush()

@@ -318,10 +318,23 @@ static int validate(build_t *b)
         buf_t output = BUF_INIT;
         char perr[256];
         int status = proc_run(argv, b->dir, &output, b->uid, b->gid, perr, sizeof(perr));
-        if (status == 0) {
+        bool ok_marker = output.data && strstr(output.data, "pyrt-validate: ok\n") != NULL;
+        if (status == 0 && ok_marker) {
             rc = 0;
         } else if (status < 0) {
             snprintf(b->err, b->errlen, "cannot check the entry point: %s", perr);
+        } else if (status == 0) {
+            snprintf(b->err, b->errlen,
+                     "%s/%s: importing it ended the process (exit status 0) before main "
+                     "could be checked",
+                     b->dir, b->entry);
+        } else if (status > 128) {
+            snprintf(b->err, b->errlen,
+                     "%s/%s: importing it killed python with signal %d (%s)", b->dir, b->entry,
+                     status - 128, strsignal(status - 128));
+        } else if (output.len == 0) {
+            snprintf(b->err, b->errlen, "%s/%s: importing it exited with status %d", b->dir,
+                     b->entry, status);
         } else {
             size_t n = output.len;
             while (n > 0 && output.data[n - 1] == '\n')

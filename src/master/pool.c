@@ -26,6 +26,7 @@
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 5000
 #define UNCLAIMED_MAX 32
+#define STORM_ANSWER_AT 3 /* workers dead in a row before waiting executions get the error */
 
 enum worker_state {
     W_SPAWNING, /* SPAWN sent, the zygote has not said the pid yet */
@@ -58,6 +59,7 @@ struct worker {
     size_t output_bytes;
     bool output_cut;
     bool exited;
+    bool answered;           /* sent at least one RESULT */
     bool expected_exit;      /* we killed or stopped it */
     const char *kill_reason; /* overrides the exit status in the answer */
     worker_t *prev, *next;
@@ -475,7 +477,10 @@ static void worker_exited(worker_t *w, int status)
     else
         describe_exit(status, what, sizeof(what));
     if (!w->expected_exit) {
-        crash_streak++;
+        /* Only a worker that never answered anything counts toward a restart storm: one
+         * that served and then died on one execution says nothing about the next. */
+        if (!w->answered)
+            crash_streak++;
         snprintf(last_worker_error, sizeof(last_worker_error), "%s", what);
         log_msg(LOG_WARN, "worker %d: %s", (int)w->pid, what);
     } else {
@@ -664,6 +669,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
         return;
     }
     crash_streak = 0;
+    w->answered = true;
     if (body_len > config->max_body) {
         char msg[160];
         snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
@@ -787,7 +793,7 @@ void pool_submit(job_t *job)
         send_call(w, job);
         return;
     }
-    if (backoff_active && live_workers() == 0) {
+    if (backoff_active && live_workers() == 0 && crash_streak >= STORM_ANSWER_AT) {
         /* Workers keep dying before they answer: say why now, not at the deadline. */
         finish_job_error(job, 500, last_worker_error, "crash", 0);
         return;
@@ -1015,10 +1021,13 @@ void pool_reap(void)
     }
 }
 
+static unsigned backoff_waited; /* the crash_streak whose wait is over */
+
 static void on_backoff_done(uv_timer_t *t)
 {
     (void)t;
     backoff_active = false;
+    backoff_waited = crash_streak;
     pool_maintain();
 }
 
@@ -1089,17 +1098,21 @@ static void pool_maintain(void)
     unsigned live = live_workers();
     if (live >= (unsigned)config->workers)
         return;
-    unsigned delay = backoff_ms(crash_streak);
-    if (delay > 0 && live == 0 && crash_streak > 0) {
-        /* Workers keep dying: wait before the next, and say so. */
+    unsigned delay = crash_streak > backoff_waited ? backoff_ms(crash_streak) : 0;
+    if (delay > 0) {
+        /* Workers keep dying before they answer anything: wait before the next one,
+         * and say so, so that a broken function cannot make pyrt spin. */
         log_msg(LOG_WARN, "workers keep failing (%u in a row, last: %s); next start in %u ms",
                 crash_streak, last_worker_error, delay);
         backoff_active = true;
         uv_timer_start(&backoff_timer, on_backoff_done, delay, 0);
-        /* Executions waiting meanwhile get the last error now rather than a timeout. */
-        job_t *job;
-        while ((job = queue_pop(&queue)) != NULL)
-            finish_job_error(job, 500, last_worker_error, "crash", 0);
+        if (live == 0 && crash_streak >= STORM_ANSWER_AT) {
+            /* Nothing can run meanwhile: waiting executions get the last error now
+             * rather than at their deadline. */
+            job_t *job;
+            while ((job = queue_pop(&queue)) != NULL)
+                finish_job_error(job, 500, last_worker_error, "crash", 0);
+        }
         return;
     }
     while (live_workers() < (unsigned)config->workers)
