@@ -509,13 +509,15 @@ class Server:
     returncode: Optional[int] = None
     problems: list[str] = field(default_factory=list)
     tracked: set[tuple[int, int]] = field(default_factory=set)
+    # "launch" for `pyrt launch --archive ...` (extra options in args); default "serve".
+    subcommand: str = "serve"
 
     # --- life cycle
     def start(self) -> "Server":
         if not PYRT.exists():
             pytest.fail(f"{PYRT} does not exist: build it first (make)")
         self.port = free_port()
-        cmd = self.prefix + [str(PYRT), "serve", "--code-dir", str(self.code_dir),
+        cmd = self.prefix + [str(PYRT), self.subcommand, "--code-dir", str(self.code_dir),
                              "--host", HOST, "--port", str(self.port)] + self.args
         env = clean_env(self.key)
         env.update(self.env)
@@ -700,13 +702,14 @@ class ServerFactory:
 
     def __call__(self, args: Sequence[str] = (), code_dir: Optional[Path] = None,
                  files: Optional[dict[str, str]] = None, key: str = KEY,
-                 prefix: Sequence[str] = (), env: Optional[dict[str, str]] = None) -> Server:
+                 prefix: Sequence[str] = (), env: Optional[dict[str, str]] = None,
+                 subcommand: str = "serve") -> Server:
         if code_dir is None:
             code_dir = make_code_dir(files)
             self.bases.append(code_dir.parent)
         log_path = self.tmp / f"pyrt-{len(self.servers)}.log"
         server = Server(code_dir=code_dir, log_path=log_path, args=list(args), key=key,
-                        prefix=list(prefix), env=dict(env or {}))
+                        prefix=list(prefix), env=dict(env or {}), subcommand=subcommand)
         self.servers.append(server)
         return server.start()
 
@@ -812,3 +815,13 @@ class Parallel:
                 raise value
             out.append(value)
         return out
+
+
+# --------------------------------------------------------------------------- toolchain
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Wheels for the build/launch tests, made once per session (toolchain.Wheelhouse):
+    pure-Python pyrtdemo, pyrtalpha, pyrtbeta, pyrtgamma and the compiled fastsum."""
+    import toolchain  # noqa: PLC0415 - imports conftest itself
+    return toolchain.build_wheelhouse(tmp_path_factory.mktemp("wheels"))
