@@ -250,25 +250,35 @@ static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         output_close(o);
 }
 
-/* Reads what is already in a pipe, without waiting: used before an answer or an exit
- * is logged, so the execution's output comes first and under its own id. */
-static void output_drain(output_t *o)
+/* Reads what is already in a stream's fd, without waiting, handing each chunk to
+ * feed: the reads libuv would do on the next turn, done now because order matters
+ * (output before the answer it belongs to; a RESULT before the exit that follows it). */
+static void read_available(uv_handle_t *h, void (*feed)(void *ctx, const char *data, size_t len),
+                           void *ctx)
 {
-    if (!o->open)
-        return;
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&o->pipe, &fd) != 0)
+    if (uv_fileno(h, &fd) != 0)
         return;
     for (;;) {
         ssize_t n = read(fd, io_chunk, sizeof(io_chunk));
-        if (n > 0) {
-            output_consume(o, io_chunk, (size_t)n);
+        if (n > 0)
+            feed(ctx, io_chunk, (size_t)n);
+        else if (n < 0 && errno == EINTR)
             continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        break;
+        else
+            break;
     }
+}
+
+static void feed_output(void *ctx, const char *data, size_t len)
+{
+    output_consume(ctx, data, len);
+}
+
+static void output_drain(output_t *o)
+{
+    if (o->open)
+        read_available((uv_handle_t *)&o->pipe, feed_output, o);
 }
 
 /* ------------------------------------------------------ worker life ---- */
@@ -418,25 +428,18 @@ static void on_channel_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         uv_timer_start(&w->timer, on_channel_grace, CHANNEL_EOF_GRACE_MS, 0);
 }
 
+static void feed_channel(void *ctx, const char *data, size_t len)
+{
+    proto_decoder_feed(&((worker_t *)ctx)->dec, data, len);
+}
+
 /* Frames already in the channel when the worker exited: a RESULT written just before
  * it died still counts. */
 static void channel_drain(worker_t *w)
 {
     if (!w->chan_open)
         return;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&w->chan, &fd) != 0)
-        return;
-    for (;;) {
-        ssize_t n = read(fd, io_chunk, sizeof(io_chunk));
-        if (n > 0) {
-            proto_decoder_feed(&w->dec, io_chunk, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        break;
-    }
+    read_available((uv_handle_t *)&w->chan, feed_channel, w);
     process_frames(w);
 }
 

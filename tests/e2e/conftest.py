@@ -759,12 +759,20 @@ def _bounded_test() -> Iterator[None]:
 def run_pyrt(args: Sequence[str], key: Optional[str] = KEY, timeout: float = 10.0,
              env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run pyrt to completion (for start-up failures); fails the test if it hangs."""
-    if not PYRT.exists():
-        pytest.fail(f"{PYRT} does not exist: build it first (make)")
     e = clean_env(key)
     e.update(env or {})
+    rc, out, err = run_bounded(args, e, "/", timeout)
+    return subprocess.CompletedProcess([str(PYRT), *args], rc, out, err)
+
+
+def run_bounded(args: Sequence[str], env: dict[str, str], cwd: str,
+                timeout: float) -> tuple[int, str, str]:
+    """Run `pyrt ARGS` to completion: (exit status, stdout, stderr). Past `timeout` it
+    and everything it started are killed and the test fails."""
+    if not PYRT.exists():
+        pytest.fail(f"{PYRT} does not exist: build it first (make)")
     proc = subprocess.Popen([str(PYRT), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, cwd="/")
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _OWN_CHILDREN.add(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -776,10 +784,8 @@ def run_pyrt(args: Sequence[str], key: Optional[str] = KEY, timeout: float = 10.
             if alive(p, s):
                 os.kill(p, signal.SIGKILL)
         pytest.fail(f"pyrt {' '.join(args)} still running after {timeout} s; killed.\n"
-                    f"stderr: {err.decode(errors='replace')[-2000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       out.decode(errors="replace"),
-                                       err.decode(errors="replace"))
+                    f"stderr: {err.decode(errors='replace')[-3000:]}")
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 class Parallel:
@@ -825,3 +831,56 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pure-Python pyrtdemo, pyrtalpha, pyrtbeta, pyrtgamma and the compiled fastsum."""
     import toolchain  # noqa: PLC0415 - imports conftest itself
     return toolchain.build_wheelhouse(tmp_path_factory.mktemp("wheels"))
+
+
+# --------------------------------------------------------------------------- pool processes
+
+WORKER_COMM = "pyrt-worker"
+ZYGOTE_COMM = "pyrt-zygote"
+
+
+def proc_comm(pid: int) -> str:
+    """The process name (/proc/PID/comm), "" if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def live_children(pid: int) -> list[int]:
+    """Direct children of pid that are alive (not zombies)."""
+    out = []
+    for p in all_pids():
+        st = proc_stat(p)
+        if st is not None and st[1] == pid and st[0] not in ("Z", "X"):
+            out.append(p)
+    return out
+
+
+def pool_processes(server: Server) -> tuple[list[int], list[int], list[int]]:
+    """(zygotes, workers, others) among the live descendants of the server's master:
+    zygotes and workers are its children named pyrt-zygote and pyrt-worker; others is
+    every other live descendant (e.g. a process left over from an execution)."""
+    kids = live_children(server.pid)
+    zygotes = [p for p in kids if proc_comm(p) == ZYGOTE_COMM]
+    workers = [p for p in kids if proc_comm(p) == WORKER_COMM]
+    known = set(zygotes) | set(workers)
+    others = [p for p, _ in descendants(server.pid) if p not in known and alive(p)]
+    return zygotes, workers, others
+
+
+def wait_pool(server: Server, workers: int, timeout: float = 5.0) -> tuple[list[int], list[int]]:
+    """Wait (bounded) until the master has one zygote, exactly `workers` workers and no
+    other descendant; fails the test with what it saw otherwise. Returns (zygotes,
+    workers), and tracks them for the leftover check at stop."""
+    def settled() -> bool:
+        z, w, o = pool_processes(server)
+        return len(z) == 1 and len(w) == workers and not o
+    wait_until(settled, timeout, step=0.1)
+    z, w, o = pool_processes(server)
+    server.track()
+    if not (len(z) == 1 and len(w) == workers and not o):
+        pytest.fail(f"after {timeout} s: zygotes {z}, workers {w} (expected {workers}), "
+                    f"other descendants {[(p, proc_cmdline(p)) for p in o]}\n"
+                    f"{server.log_tail(15)}")
+    return z, w

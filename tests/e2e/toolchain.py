@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
-from conftest import E2E_DIR, HOST, PYRT, _OWN_CHILDREN, alive, clean_env, descendants, free_port
+from conftest import (E2E_DIR, HOST, _OWN_CHILDREN, clean_env, free_port, run_bounded)
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 PY_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -73,26 +73,9 @@ def tool_env(extra: Optional[Mapping[str, str]] = None,
 def run_tool(args: Sequence[str], env: Optional[Mapping[str, str]] = None,
              timeout: float = 60.0, cwd: str = "/", key: Optional[str] = None) -> ToolResult:
     """Run `pyrt ARGS` to completion; fails the test (and kills it) past timeout."""
-    if not PYRT.exists():
-        pytest.fail(f"{PYRT} does not exist: build it first (make)")
     start = time.monotonic()
-    proc = subprocess.Popen([str(PYRT), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=tool_env(env, key), cwd=cwd)
-    _OWN_CHILDREN.add(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kids = descendants(proc.pid)
-        proc.kill()
-        out, err = proc.communicate(timeout=10)
-        for pid, started in kids:
-            if alive(pid, started):
-                os.kill(pid, signal.SIGKILL)
-        pytest.fail(f"pyrt {' '.join(args)} still running after {timeout} s; killed.\n"
-                    f"stderr: {err.decode(errors='replace')[-3000:]}")
-    return ToolResult(list(args), proc.returncode, out.decode(errors="replace"),
-                      err.decode(errors="replace"), time.monotonic() - start)
+    rc, out, err = run_bounded(args, tool_env(env, key), cwd, timeout)
+    return ToolResult(list(args), rc, out, err, time.monotonic() - start)
 
 
 def expect_ok(result: ToolResult) -> ToolResult:
