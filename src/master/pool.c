@@ -796,10 +796,17 @@ void pool_submit(job_t *job)
         send_call(w, job);
         return;
     }
-    if (backoff_active && live_workers() == 0 && crash_streak >= STORM_ANSWER_AT) {
-        /* Workers keep dying before they answer: say why now, not at the deadline. */
-        finish_job_error(job, 500, last_worker_error, "crash", 0);
-        return;
+    if (live_workers() == 0) {
+        /* Workers (or the zygote) keep dying before they answer: say why now, not at
+         * the deadline. */
+        if (backoff_active && crash_streak >= STORM_ANSWER_AT) {
+            finish_job_error(job, 500, last_worker_error, "crash", 0);
+            return;
+        }
+        if (!zygote.ready && zygote.failures >= 2) {
+            finish_job_error(job, 500, zygote.last_error, "crash", 0);
+            return;
+        }
     }
     if (queue.length >= (size_t)config->max_queue) {
         finish_job_error(job, 503, "Server busy", "busy", 0);
@@ -903,6 +910,7 @@ static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         while ((rc = proto_decoder_next(&zygote.dec, &f)) == 1) {
             if (f.type == PROTO_MSG_ZYGOTE_READY) {
                 zygote.ready = true;
+                zygote.failures = 0;
                 zygote.last_error[0] = '\0';
                 log_msg(LOG_INFO, "zygote %d ready", (int)zygote.pid);
             } else if (f.type == PROTO_MSG_SPAWNED) {
@@ -946,6 +954,13 @@ static void zygote_exited(int status)
              what + strlen("worker "));
     log_msg(LOG_ERROR, "%s; starting a new one", zygote.last_error);
     unsigned delay = backoff_ms(zygote.failures);
+    if (live_workers() == 0 && zygote.failures >= 2) {
+        /* It dies before it is ready, again: nothing can run until that changes, so
+         * waiting executions get its error now rather than at their deadline. */
+        job_t *job;
+        while ((job = queue_pop(&queue)) != NULL)
+            finish_job_error(job, 500, zygote.last_error, "crash", 0);
+    }
     uv_timer_start(&zygote.restart_timer, (uv_timer_cb)start_zygote, delay, 0);
 }
 

@@ -511,6 +511,8 @@ class Server:
     tracked: set[tuple[int, int]] = field(default_factory=set)
     # "launch" for `pyrt launch --archive ...` (extra options in args); default "serve".
     subcommand: str = "serve"
+    # False: start() returns once /__health answers at all (503 included).
+    wait_healthy: bool = True
 
     # --- life cycle
     def start(self) -> "Server":
@@ -535,7 +537,7 @@ class Server:
                             f"{' '.join(cmd)}\n{self.log_tail()}")
             try:
                 status, _, _ = get(self.port, "/__health", timeout=1.0)
-                if status == 200:
+                if status == 200 or (not self.wait_healthy and status == 503):
                     break
             except (OSError, http.client.HTTPException):
                 pass
@@ -703,13 +705,14 @@ class ServerFactory:
     def __call__(self, args: Sequence[str] = (), code_dir: Optional[Path] = None,
                  files: Optional[dict[str, str]] = None, key: str = KEY,
                  prefix: Sequence[str] = (), env: Optional[dict[str, str]] = None,
-                 subcommand: str = "serve") -> Server:
+                 subcommand: str = "serve", wait_healthy: bool = True) -> Server:
         if code_dir is None:
             code_dir = make_code_dir(files)
             self.bases.append(code_dir.parent)
         log_path = self.tmp / f"pyrt-{len(self.servers)}.log"
         server = Server(code_dir=code_dir, log_path=log_path, args=list(args), key=key,
-                        prefix=list(prefix), env=dict(env or {}), subcommand=subcommand)
+                        prefix=list(prefix), env=dict(env or {}), subcommand=subcommand,
+                        wait_healthy=wait_healthy)
         self.servers.append(server)
         return server.start()
 
