@@ -584,7 +584,10 @@ static void worker_spawn(void)
     uv_read_start((uv_stream_t *)&w->out.pipe, on_alloc, on_output);
     uv_read_start((uv_stream_t *)&w->err.pipe, on_alloc, on_output);
     if (rc != 0) {
+        /* The zygote is gone (its exit is on its way as SIGCHLD): no more spawns until a
+         * new one says it is ready, or this would retry in a loop. */
         log_msg(LOG_ERROR, "cannot send a spawn request to the zygote: %s", strerror(errno));
+        zygote.ready = false;
         worker_kill(w, "the zygote is unreachable");
         output_close(&w->out);
         output_close(&w->err);
@@ -1133,7 +1136,8 @@ static void pool_maintain(void)
         }
         return;
     }
-    while (live_workers() < (unsigned)config->workers)
+    /* A failed spawn marks the zygote not ready: stop there, it is being replaced. */
+    while (zygote.ready && live_workers() < (unsigned)config->workers)
         worker_spawn();
 }
 
@@ -1173,6 +1177,8 @@ int pool_start(uv_loop_t *l, const serve_config_t *cfg, char **envp, char *err, 
     zygote_argv[n++] = xasprintf("--master-pid=%s", num);
     snprintf(num, sizeof(num), "%ld", cfg->max_memory_mib);
     zygote_argv[n++] = xasprintf("--max-memory=%s", num);
+    snprintf(num, sizeof(num), "%zu", cfg->max_body);
+    zygote_argv[n++] = xasprintf("--max-body=%s", num);
     zygote_argv[n++] = xasprintf("--log-level=%s", log_level_name(log_min_level));
     if (cfg->user)
         zygote_argv[n++] = xasprintf("--user=%s", cfg->user);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "proto/proto.h"
 #include "worker/pyembed.h"
@@ -28,6 +29,7 @@
 #define MAX_FRAME (1024u * 1024 * 1024)
 
 static long memory_mib;
+static size_t max_body = SIZE_MAX;
 static rlim_t memory_hard;
 static int statm_fd = -1;
 
@@ -42,6 +44,11 @@ static rlim_t address_space(void)
     return (rlim_t)strtoull(text, NULL, 10) * (rlim_t)sysconf(_SC_PAGESIZE);
 }
 
+void worker_limit_body(size_t bytes)
+{
+    max_body = bytes;
+}
+
 int worker_limit_memory(long mib)
 {
     if (mib <= 0)
@@ -50,8 +57,11 @@ int worker_limit_memory(long mib)
     if (statm_fd < 0)
         return -1;
     /* Each glibc malloc arena reserves 64 MiB of address space: with one per thread, a
-     * few threads would eat the budget without allocating anything. */
+     * few threads would eat the budget without allocating anything. And a fixed mmap
+     * threshold: glibc's moving one keeps freed large blocks in the heap, so what an
+     * earlier execution freed would count against the next one's allowance. */
     (void)mallopt(M_ARENA_MAX, 2);
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     memory_mib = mib;
     memory_hard = address_space() + (rlim_t)(2 * mib) * 1024 * 1024;
     struct rlimit rl = {memory_hard, memory_hard};
@@ -61,6 +71,7 @@ int worker_limit_memory(long mib)
 /* Before an execution: mib more than now, within the hard limit. */
 static void limit_execution(void)
 {
+    (void)malloc_trim(0); /* what was freed is not "held" */
     rlim_t soft = address_space() + (rlim_t)memory_mib * 1024 * 1024;
     struct rlimit rl = {soft < memory_hard ? soft : memory_hard, memory_hard};
     if (setrlimit(RLIMIT_AS, &rl) != 0)
@@ -161,23 +172,25 @@ static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ss
     return 0;
 }
 
-static void send_internal_error(int fd)
+/* An answer of the worker's own: {"message": ..., "code": status}. */
+static void send_error(int fd, uint32_t status, const char *message)
 {
-    static const char msg[] = "{\"message\": \"pyrt internal error: the worker could not encode "
-                              "the answer\", \"code\": 500}";
+    buf_t body = BUF_INIT;
+    json_error_body(&body, (int)status, message);
     buf_t b = BUF_INIT;
     size_t start = proto_frame_begin(&b, PROTO_MSG_RESULT);
-    proto_put_u32(&b, 500);
+    proto_put_u32(&b, status);
     proto_put_u32(&b, 0);
     proto_put_u32(&b, 1);
     proto_put_bytes(&b, "Content-Type", 12);
     proto_put_bytes(&b, "application/json", 16);
-    proto_put_bytes(&b, msg, sizeof(msg) - 1);
+    proto_put_bytes(&b, body.data, body.len);
     proto_frame_end(&b, start, 0);
     struct iovec iov = {b.data, b.len};
     if (write_all(fd, &iov, 1) < 0)
         _exit(0);
     buf_free(&b);
+    buf_free(&body);
 }
 
 void worker_run(int fd)
@@ -233,7 +246,16 @@ void worker_run(int fd)
             log_msg(LOG_ALERT, "pyrt_runtime.execute did not return an answer:");
             PyErr_Print();
             Py_XDECREF(result);
-            send_internal_error(fd);
+            send_error(fd, 500, "pyrt internal error: the worker could not encode the answer");
+            continue;
+        }
+        if ((size_t)out_len > max_body) {
+            /* Not sent: the master would refuse it anyway, and 20 MiB need not cross. */
+            char msg[160];
+            snprintf(msg, sizeof(msg), "response body too large: %zd bytes, the limit is %zu",
+                     out_len, max_body);
+            Py_DECREF(result);
+            send_error(fd, 500, msg);
             continue;
         }
         struct iovec iov[2] = {{meta.data, meta.len}, {(void *)out_body, (size_t)out_len}};

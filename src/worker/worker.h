@@ -3,6 +3,8 @@
 #ifndef PYRT_WORKER_H
 #define PYRT_WORKER_H
 
+#include <stddef.h>
+
 /* --max-memory: an execution may allocate about `mib` MiB beyond the address space its
  * worker holds when it starts. Enforced with RLIMIT_AS, set before each execution:
  * soft = current + mib, hard = (at the worker's start) + 2 * mib, so that user code can
@@ -10,6 +12,9 @@
  * that hit MemoryError, asks to be replaced after answering. 0: no limit. Call before
  * worker_run, after dropping privileges. 0, or -1 with errno. */
 int worker_limit_memory(long mib);
+
+/* --max-body: a larger response body is not sent; a 500 saying so is. */
+void worker_limit_body(size_t bytes);
 
 /* Runs on the channel fd, with the GIL held on entry; never returns. */
 void worker_run(int chan_fd) __attribute__((noreturn));

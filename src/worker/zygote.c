@@ -47,6 +47,7 @@ typedef struct zygote_config {
     const char *entrypoint;
     long master_pid;
     long max_memory_mib;
+    size_t max_body;
     const char *user;
     const char *log_level;
     bool preload;
@@ -159,6 +160,8 @@ static void become_worker(int fds[3])
     } else if (geteuid() == 0) {
         drop_capabilities();
     }
+    if (zc.max_body)
+        worker_limit_body(zc.max_body);
     if (worker_limit_memory(zc.max_memory_mib) != 0) {
         log_msg(LOG_ERROR, "cannot limit memory to %ld MiB: %s", zc.max_memory_mib,
                 strerror(errno));
@@ -254,6 +257,7 @@ int cmd_zygote(int argc, char **argv)
         {"entrypoint", 0, OPT_STRING, &zc.entrypoint, NULL, 0, 0, NULL, NULL},
         {"master-pid", 0, OPT_LONG, &zc.master_pid, NULL, 1, 1 << 30, NULL, NULL},
         {"max-memory", 0, OPT_LONG, &zc.max_memory_mib, NULL, 0, 1 << 22, NULL, NULL},
+        {"max-body", 0, OPT_SIZE, &zc.max_body, NULL, 1, 1e12, NULL, NULL},
         {"user", 0, OPT_STRING, &zc.user, NULL, 0, 0, NULL, NULL},
         {"log-level", 0, OPT_STRING, &zc.log_level, NULL, 0, 0, NULL, NULL},
         {"preload", 0, OPT_FLAG, &zc.preload, NULL, 0, 0, NULL, NULL},

@@ -1,0 +1,2 @@
+def main(req, res):
+    return res.send('r' * int(req.payload['n']))
