@@ -301,6 +301,82 @@ static void test_deeply_nested_valid(void **state)
     expect_timeout(run_chunked(body, 1), 3);
 }
 
+/* ---- the string scanner in front of yajl (long strings never reach it whole) ---- */
+
+static char *long_body(const char *before, size_t n, char fill, const char *after)
+{
+    size_t a = strlen(before), b = strlen(after);
+    char *body = malloc(a + n + b + 1);
+    assert_non_null(body);
+    memcpy(body, before, a);
+    memset(body + a, fill, n);
+    memcpy(body + a + n, after, b + 1);
+    return body;
+}
+
+static void test_long_string_then_timeout(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"payload\": \"", 100000, 'z', "\", \"timeout\": 2.5}");
+    expect_timeout(run_chunked(body, 4096), 2.5);
+    expect_timeout(run_chunked(body, 1), 2.5);
+    free(body);
+}
+
+static void test_escaped_quotes_split_across_chunks(void **state)
+{
+    (void)state;
+    const char *body = "{\"a\": \"x\\\"y\\\\\", \"timeout\": 3}";
+    for (size_t chunk = 1; chunk <= 8; chunk++)
+        expect_timeout(run_chunked(body, chunk), 3);
+}
+
+static void test_long_string_with_escapes_ends_where_it_should(void **state)
+{
+    (void)state;
+    /* 300 escaped quotes: the string is long, and only its last quote closes it. */
+    char body[2048] = "{\"p\": \"";
+    for (int i = 0; i < 300; i++)
+        strcat(body, "\\\"");
+    strcat(body, "\", \"timeout\": 4}");
+    expect_timeout(run_chunked(body, 7), 4);
+}
+
+static void test_control_character_in_long_string(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"p\": \"", 1000, 'z', "\n\"}");
+    expect_error_prefix(run_chunked(body, 64), NOT_JSON);
+    free(body);
+}
+
+static void test_bad_escape_in_long_string(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"p\": \"", 1000, 'z', "\\q\"}");
+    expect_error_prefix(run_chunked(body, 64), NOT_JSON);
+    free(body);
+    char *hex = long_body("{\"p\": \"", 1000, 'z', "\\u12g4\"}");
+    expect_error_prefix(run_chunked(hex, 64), NOT_JSON);
+    free(hex);
+}
+
+static void test_long_key_is_not_timeout(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"", 1000, 'k', "\": 0}");
+    expect_ok_no_timeout(run_chunked(body, 100));
+    free(body);
+}
+
+static void test_unterminated_long_string(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"p\": \"", 1000, 'z', "");
+    expect_error_prefix(run_chunked(body, 100), NOT_JSON);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +399,13 @@ int main(void)
         cmocka_unit_test(test_nul_byte_in_body),
         cmocka_unit_test(test_feed_after_error_ignored),
         cmocka_unit_test(test_deeply_nested_valid),
+        cmocka_unit_test(test_long_string_then_timeout),
+        cmocka_unit_test(test_escaped_quotes_split_across_chunks),
+        cmocka_unit_test(test_long_string_with_escapes_ends_where_it_should),
+        cmocka_unit_test(test_control_character_in_long_string),
+        cmocka_unit_test(test_bad_escape_in_long_string),
+        cmocka_unit_test(test_long_key_is_not_timeout),
+        cmocka_unit_test(test_unterminated_long_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
