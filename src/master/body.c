@@ -25,6 +25,10 @@ struct body_check {
     char string_head[STRING_PASS_MAX];
     size_t depth;
     bool key_is_timeout; /* the last key at depth 1 was "timeout" */
+    int key_target;      /* the last key at depth 1: 1 "path", 2 "file", else 0 */
+    bool string_was_long; /* the string yajl sees now is a stand-in */
+    char target[2][STRING_PASS_MAX + 1];
+    bool target_known[2];
     bool not_object;
     bool failed;
     enum timeout_state timeout_state;
@@ -43,6 +47,10 @@ static int on_value(body_check_t *bc, bool starts_map)
         bc->key_is_timeout = false;
         bc->timeout_state = TIMEOUT_INVALID; /* unless on_number says otherwise */
     }
+    if (bc->depth == 1 && bc->key_target) {
+        bc->target_known[bc->key_target - 1] = false; /* not a short string: unknown */
+        bc->key_target = 0;
+    }
     return 1;
 }
 
@@ -59,9 +67,16 @@ static int on_boolean(void *ctx, int v)
 
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
-    (void)s;
-    (void)len;
-    return on_value(ctx, false);
+    body_check_t *bc = ctx;
+    int which = bc->depth == 1 ? bc->key_target : 0;
+    if (!on_value(bc, false))
+        return 0;
+    if (which && !bc->string_was_long && len <= STRING_PASS_MAX) {
+        memcpy(bc->target[which - 1], s, len);
+        bc->target[which - 1][len] = '\0';
+        bc->target_known[which - 1] = true;
+    }
+    return 1;
 }
 
 /* yajl's raw number callback: its integer and double callbacks reject valid JSON such as
@@ -104,8 +119,12 @@ static int on_start_map(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     body_check_t *bc = ctx;
-    if (bc->depth == 1)
+    if (bc->depth == 1) {
         bc->key_is_timeout = len == 7 && memcmp(key, "timeout", 7) == 0;
+        bc->key_target = len == 4 && memcmp(key, "path", 4) == 0   ? 1
+                         : len == 4 && memcmp(key, "file", 4) == 0 ? 2
+                                                                   : 0;
+    }
     return 1;
 }
 
@@ -257,14 +276,23 @@ void body_check_feed(body_check_t *bc, const void *data, size_t len)
         const char *close = scan_string(bc, p, end);
         if (close == NULL)
             return; /* the string goes on in the next chunk, or it failed */
-        if (bc->string_len <= STRING_PASS_MAX)
+        bc->string_was_long = bc->string_len > STRING_PASS_MAX;
+        if (!bc->string_was_long)
             to_yajl(bc, bc->string_head, bc->string_len);
         else
             to_yajl(bc, "x", 1);
         to_yajl(bc, "\"", 1);
+        bc->string_was_long = false;
         bc->in_string = false;
         p = close + 1;
     }
+}
+
+void body_check_target(const body_check_t *bc, char *out, size_t size)
+{
+    /* A path or file too long to have been kept makes the target unknown (""). */
+    snprintf(out, size, "%s\n%s", bc->target_known[0] ? bc->target[0] : "-",
+             bc->target_known[1] ? bc->target[1] : "-");
 }
 
 int body_check_finish(body_check_t *bc, bool *has_timeout, double *timeout, const char **error)

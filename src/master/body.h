@@ -25,4 +25,8 @@ void body_check_feed(body_check_t *bc, const void *data, size_t len);
  * a message for the 400 answer. */
 int body_check_finish(body_check_t *bc, bool *has_timeout, double *timeout, const char **error);
 
+/* After a successful finish: "PATH\nFILE" as the body names them ("-" for one not
+ * given): which function the execution runs, to tell restart storms apart. */
+void body_check_target(const body_check_t *bc, char *out, size_t size);
+
 #endif

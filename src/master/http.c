@@ -587,6 +587,7 @@ static void after_message(conn_t *c)
         timeout = config->max_timeout;
 
     job_t *job = job_new(loop, c, r->id, timeout);
+    body_check_target(r->check, job->target, sizeof(job->target));
     job->body = r->body; /* moves: the job owns the bytes now */
     buf_init(&r->body);
     c->job = job;

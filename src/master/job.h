@@ -24,6 +24,7 @@ typedef struct job {
     char id[REQID_MAX + 1];
     buf_t body;       /* the raw JSON; moves to the worker's write when sent */
     double timeout;   /* effective, in seconds */
+    char target[520]; /* "PATH\nFILE" from the body (body_check_target) */
     uv_timer_t deadline;
     bool queued;
     struct job *prev, *next; /* queue links */

@@ -26,7 +26,8 @@
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 5000
 #define UNCLAIMED_MAX 32
-#define STORM_ANSWER_AT 3 /* workers dead in a row before waiting executions get the error */
+#define STORM_ANSWER_AT 2 /* a function's workers dead in a row before its requests get the error */
+#define STORM_TARGETS 16
 
 enum worker_state {
     W_SPAWNING, /* SPAWN sent, the zygote has not said the pid yet */
@@ -98,6 +99,53 @@ static void (*shutdown_done)(void);
 static uv_timer_t stop_timer;
 static bool stopping;
 static char last_worker_error[256];
+
+/* Restart storms, per function: how many workers in a row died running it before
+ * answering anything. During back-off, requests for a function at STORM_ANSWER_AT get
+ * its last error at once; requests for other functions wait for the next worker. */
+typedef struct storm {
+    char target[sizeof(((job_t *)0)->target)];
+    unsigned deaths;
+    char error[256];
+} storm_t;
+
+static storm_t storms[STORM_TARGETS];
+static unsigned storm_next;
+
+static storm_t *storm_find(const char *target)
+{
+    for (unsigned i = 0; i < STORM_TARGETS; i++)
+        if (storms[i].deaths && strcmp(storms[i].target, target) == 0)
+            return &storms[i];
+    return NULL;
+}
+
+static void storm_record(const char *target, const char *error)
+{
+    storm_t *st = storm_find(target);
+    if (st == NULL) {
+        st = &storms[storm_next];
+        storm_next = (storm_next + 1) % STORM_TARGETS;
+        snprintf(st->target, sizeof(st->target), "%s", target);
+        st->deaths = 0;
+    }
+    st->deaths++;
+    snprintf(st->error, sizeof(st->error), "%s", error);
+}
+
+static void storm_clear(const char *target)
+{
+    storm_t *st = storm_find(target);
+    if (st)
+        st->deaths = 0;
+}
+
+/* The error to answer a job with at once, or NULL to let it wait for a worker. */
+static const char *storm_answer(const job_t *job)
+{
+    const storm_t *st = backoff_active ? storm_find(job->target) : NULL;
+    return st && st->deaths >= STORM_ANSWER_AT ? st->error : NULL;
+}
 
 static struct {
     pid_t pid;
@@ -482,8 +530,11 @@ static void worker_exited(worker_t *w, int status)
     if (!w->expected_exit) {
         /* Only a worker that never answered anything counts toward a restart storm: one
          * that served and then died on one execution says nothing about the next. */
-        if (!w->answered)
+        if (!w->answered) {
             crash_streak++;
+            if (w->job)
+                storm_record(w->job->target, what);
+        }
         snprintf(last_worker_error, sizeof(last_worker_error), "%s", what);
         log_msg(LOG_WARN, "worker %d: %s", (int)w->pid, what);
     } else {
@@ -676,6 +727,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     }
     crash_streak = 0;
     w->answered = true;
+    storm_clear(job->target);
     if (body_len > config->max_body) {
         char msg[160];
         snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
@@ -794,18 +846,19 @@ void pool_submit(job_t *job)
     uint64_t delay = ms > 1e12 ? (uint64_t)1e12 : (uint64_t)(ms + 0.999);
     uv_timer_start(&job->deadline, on_deadline, delay ? delay : 1, 0);
 
+    /* A function that keeps killing its workers before they answer: its error now. */
+    const char *storm = storm_answer(job);
+    if (storm) {
+        finish_job_error(job, 500, storm, "crash", 0);
+        return;
+    }
     worker_t *w = idle_worker();
     if (w && queue.length == 0) {
         send_call(w, job);
         return;
     }
     if (live_workers() == 0) {
-        /* Workers (or the zygote) keep dying before they answer: say why now, not at
-         * the deadline. */
-        if (backoff_active && crash_streak >= STORM_ANSWER_AT) {
-            finish_job_error(job, 500, last_worker_error, "crash", 0);
-            return;
-        }
+        /* The zygote keeps dying before it is ready: say why now, not at the deadline. */
         if (!zygote.ready && zygote.failures >= 2) {
             finish_job_error(job, 500, zygote.last_error, "crash", 0);
             return;
@@ -1127,12 +1180,16 @@ static void pool_maintain(void)
                 crash_streak, last_worker_error, delay);
         backoff_active = true;
         uv_timer_start(&backoff_timer, on_backoff_done, delay, 0);
-        if (live == 0 && crash_streak >= STORM_ANSWER_AT) {
-            /* Nothing can run meanwhile: waiting executions get the last error now
-             * rather than at their deadline. */
-            job_t *job;
-            while ((job = queue_pop(&queue)) != NULL)
-                finish_job_error(job, 500, last_worker_error, "crash", 0);
+        /* Waiting executions of a function that keeps killing its workers get its
+         * error now rather than at their deadline; the others wait for a worker. */
+        job_t *next;
+        for (job_t *job = queue.head; job; job = next) {
+            next = job->next;
+            const char *storm = storm_answer(job);
+            if (storm) {
+                queue_remove(&queue, job);
+                finish_job_error(job, 500, storm, "crash", 0);
+            }
         }
         return;
     }

@@ -377,6 +377,43 @@ static void test_unterminated_long_string(void **state)
     free(body);
 }
 
+static void test_target_is_path_and_file(void **state)
+{
+    (void)state;
+    const char *body = "{\"path\": \"/usr/code\", \"env\": {\"path\": \"no\"}, \"file\": \"a.py\"}";
+    for (size_t chunk = 0; chunk <= 3; chunk++) {
+        body_check_t *bc = body_check_new();
+        size_t len = strlen(body), step = chunk ? chunk : len;
+        for (size_t off = 0; off < len; off += step)
+            body_check_feed(bc, body + off, len - off < step ? len - off : step);
+        bool has;
+        double t;
+        const char *err;
+        assert_int_equal(body_check_finish(bc, &has, &t, &err), 0);
+        char target[600];
+        body_check_target(bc, target, sizeof(target));
+        assert_string_equal(target, "/usr/code\na.py");
+        body_check_free(bc);
+    }
+}
+
+static void test_target_unknown_when_absent_or_long(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"file\": 3, \"path\": \"", 1000, 'p', "\"}");
+    body_check_t *bc = body_check_new();
+    body_check_feed(bc, body, strlen(body));
+    bool has;
+    double t;
+    const char *err;
+    assert_int_equal(body_check_finish(bc, &has, &t, &err), 0);
+    char target[600];
+    body_check_target(bc, target, sizeof(target));
+    assert_string_equal(target, "-\n-");
+    body_check_free(bc);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_bad_escape_in_long_string),
         cmocka_unit_test(test_long_key_is_not_timeout),
         cmocka_unit_test(test_unterminated_long_string),
+        cmocka_unit_test(test_target_is_path_and_file),
+        cmocka_unit_test(test_target_unknown_when_absent_or_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
