@@ -61,6 +61,7 @@ struct worker {
     bool output_cut;
     bool exited;
     bool answered;           /* sent at least one RESULT */
+    bool ready_early;        /* READY came before the zygote's SPAWNED (its pid) */
     bool expected_exit;      /* we killed or stopped it */
     const char *kill_reason; /* overrides the exit status in the answer */
     worker_t *prev, *next;
@@ -401,7 +402,13 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
         return;
     switch (f->type) {
     case PROTO_MSG_READY:
-        if (w->state == W_STARTING || w->state == W_SPAWNING) {
+        if (w->state == W_SPAWNING) {
+            /* The worker's channel can beat the zygote's: it is ready once its pid is
+             * known (an unknown child of ours looks like an orphan to kill_orphans). */
+            w->ready_early = true;
+            return;
+        }
+        if (w->state == W_STARTING) {
             w->state = W_IDLE;
             log_msg(LOG_DEBUG, "worker %d ready", (int)w->pid);
             dispatch();
@@ -499,7 +506,7 @@ static void kill_orphans(void)
 {
     orphans_pending = true;
     for (worker_t *w = workers; w; w = w->next)
-        if (w->state == W_SPAWNING)
+        if (w->pid <= 0 && w->state != W_DYING)
             return;
     orphans_pending = false;
     pid_t keep[256];
@@ -941,19 +948,21 @@ static void on_spawned(const proto_frame_t *f)
         return;
     }
     w->pid = pid;
-    if (w->state == W_SPAWNING)
-        w->state = W_STARTING;
-    if (orphans_pending)
-        kill_orphans();
     if (w->state == W_DYING && !w->exited)
         (void)kill(pid, SIGKILL); /* killed while being spawned */
     for (unsigned i = 0; i < UNCLAIMED_MAX; i++) {
         if (unclaimed[i].pid == pid) {
             unclaimed[i].pid = 0;
-            worker_exited(w, unclaimed[i].status);
+            worker_exited(w, unclaimed[i].status); /* it died before we knew its pid */
             return;
         }
     }
+    if (w->state == W_SPAWNING)
+        w->state = w->ready_early ? W_IDLE : W_STARTING;
+    if (orphans_pending)
+        kill_orphans();
+    if (w->state == W_IDLE)
+        dispatch();
 }
 
 static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
