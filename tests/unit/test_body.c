@@ -377,40 +377,37 @@ static void test_unterminated_long_string(void **state)
     free(body);
 }
 
-static void test_target_is_path_and_file(void **state)
+/* The body fed in chunks of `chunk` bytes (0: at once) must check out with `want`. */
+static void expect_target(const char *body, size_t chunk, const char *want)
 {
-    (void)state;
-    const char *body = "{\"path\": \"/usr/code\", \"env\": {\"path\": \"no\"}, \"file\": \"a.py\"}";
-    for (size_t chunk = 0; chunk <= 3; chunk++) {
-        body_check_t *bc = body_check_new();
-        size_t len = strlen(body), step = chunk ? chunk : len;
-        for (size_t off = 0; off < len; off += step)
-            body_check_feed(bc, body + off, len - off < step ? len - off : step);
-        bool has;
-        double t;
-        const char *err;
-        assert_int_equal(body_check_finish(bc, &has, &t, &err), 0);
-        char target[600];
-        body_check_target(bc, target, sizeof(target));
-        assert_string_equal(target, "/usr/code\na.py");
-        body_check_free(bc);
-    }
-}
-
-static void test_target_unknown_when_absent_or_long(void **state)
-{
-    (void)state;
-    char *body = long_body("{\"file\": 3, \"path\": \"", 1000, 'p', "\"}");
     body_check_t *bc = body_check_new();
-    body_check_feed(bc, body, strlen(body));
+    size_t len = strlen(body), step = chunk ? chunk : len;
+    for (size_t off = 0; off < len; off += step)
+        body_check_feed(bc, body + off, len - off < step ? len - off : step);
     bool has;
     double t;
     const char *err;
     assert_int_equal(body_check_finish(bc, &has, &t, &err), 0);
     char target[600];
     body_check_target(bc, target, sizeof(target));
-    assert_string_equal(target, "-\n-");
+    assert_string_equal(target, want);
     body_check_free(bc);
+}
+
+static void test_target_is_path_and_file(void **state)
+{
+    (void)state;
+    const char *body = "{\"path\": \"/usr/code\", \"env\": {\"path\": \"no\"}, \"file\": \"a.py\"}";
+    for (size_t chunk = 0; chunk <= 3; chunk++)
+        expect_target(body, chunk, "/usr/code\na.py");
+}
+
+static void test_target_unknown_when_absent_or_long(void **state)
+{
+    (void)state;
+    char *body = long_body("{\"file\": 3, \"path\": \"", 1000, 'p', "\"}");
+    expect_target(body, 0, "-\n-");
+    expect_target(body, 7, "-\n-");
     free(body);
 }
 
