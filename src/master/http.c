@@ -888,11 +888,6 @@ void http_drain(void)
     }
 }
 
-size_t http_connection_count(void)
-{
-    return connection_count;
-}
-
 void http_init(uv_loop_t *l, const serve_config_t *cfg)
 {
     loop = l;

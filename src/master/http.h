@@ -28,7 +28,6 @@ void http_on_connection(uv_stream_t *server, int status);
 /* Shutdown: answers from now on close their connection; idle and half-read
  * connections are closed now. */
 void http_drain(void);
-size_t http_connection_count(void);
 
 /* What the pool answers for a job. `headers` holds complete "Name: value\r\n" lines,
  * Content-Type among them. Nothing is kept: the bytes are copied. */
