@@ -18,7 +18,7 @@ V ?=
 
 BUILD_PKGS = gcc make pkg-config libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev \
              python3-dev python3-venv
-TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel
+TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel wrk
 
 # Evaluated once, on first use, so that a missing python3-dev before `make deps` is not
 # an error for targets that do not compile.
@@ -136,6 +136,10 @@ run: deps
 install: $(BUILD)/pyrt
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/pyrt $(DESTDIR)$(PREFIX)/bin/pyrt
+
+# Suites that live in their own files: the benchmark (bench, bench-smoke) and the
+# container image test (test-container).
+-include mk/bench.mk mk/container.mk
 
 noopt:
 	$(MAKE) OPT=-O0
