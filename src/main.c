@@ -19,6 +19,8 @@ static const command_t commands[] = {
     {"pack", cmd_pack, "archive a built folder as a tar.gz"},
     {"launch", cmd_launch, "extract an archive safely, then serve it"},
     {"serve", cmd_serve, "serve a built function folder over HTTP"},
+    {"run", cmd_run, "run a function once, locally, and print its answer"},
+    {"call", cmd_call, "send one execution request to a running server"},
     {"__zygote", cmd_zygote, NULL},
     {NULL, NULL, NULL},
 };

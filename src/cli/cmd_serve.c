@@ -10,6 +10,7 @@
 
 #include "build/build.h"
 #include "cli/commands.h"
+#include "cli/serve_setup.h"
 #include "cli/opts.h"
 #include "common/log.h"
 #include "common/sysinfo.h"
@@ -23,6 +24,36 @@ static bool is_file(const char *dir, const char *name)
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
         return false;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_dir[PATH_MAX],
+                        char *err, size_t errlen)
+{
+    if (realpath(cfg->code_dir, code_dir) == NULL) {
+        snprintf(err, errlen, "code directory %s: %s", cfg->code_dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat(code_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "code directory %s is not a directory", code_dir);
+        return -1;
+    }
+    cfg->code_dir = code_dir;
+    if (build_check_runtime_env(code_dir, err, errlen) < 0)
+        return -1;
+    if (entrypoint && *entrypoint)
+        cfg->entrypoint = entrypoint;
+    else if (is_file(code_dir, "main.py"))
+        cfg->entrypoint = "main.py";
+    else if (is_file(code_dir, "index.py"))
+        cfg->entrypoint = "index.py";
+    if (cfg->entrypoint && !is_file(code_dir, cfg->entrypoint))
+        log_msg(LOG_WARN, "entry point %s/%s does not exist (yet)", code_dir, cfg->entrypoint);
+    if (cfg->workers <= 0)
+        cfg->workers = sys_usable_cpus();
+    if (cfg->default_timeout > cfg->max_timeout)
+        cfg->default_timeout = cfg->max_timeout;
+    return 0;
 }
 
 static void usage(const opt_spec_t *specs)
@@ -107,32 +138,10 @@ int cmd_serve(int argc, char **argv)
     log_init("master", level);
 
     char code_dir[PATH_MAX];
-    if (realpath(cfg.code_dir, code_dir) == NULL) {
-        fprintf(stderr, "pyrt serve: code directory %s: %s\n", cfg.code_dir, strerror(errno));
-        return 1;
-    }
-    struct stat st;
-    if (stat(code_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "pyrt serve: code directory %s is not a directory\n", code_dir);
-        return 1;
-    }
-    cfg.code_dir = code_dir;
-    if (build_check_runtime_env(code_dir, err, sizeof(err)) < 0) {
+    if (serve_config_finish(&cfg, entrypoint, code_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt serve: %s\n", err);
         return 1;
     }
-    if (entrypoint && *entrypoint)
-        cfg.entrypoint = entrypoint;
-    else if (is_file(code_dir, "main.py"))
-        cfg.entrypoint = "main.py";
-    else if (is_file(code_dir, "index.py"))
-        cfg.entrypoint = "index.py";
-    if (cfg.entrypoint && !is_file(code_dir, cfg.entrypoint))
-        log_msg(LOG_WARN, "entry point %s/%s does not exist (yet)", code_dir, cfg.entrypoint);
-    if (cfg.workers <= 0)
-        cfg.workers = sys_usable_cpus();
-    if (cfg.default_timeout > cfg.max_timeout)
-        cfg.default_timeout = cfg.max_timeout;
 
     if (master_run(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt serve: %s\n", err);

@@ -7,6 +7,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_launch(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_build(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_call(int argc, char **argv);
 int cmd_zygote(int argc, char **argv);
 
 #endif

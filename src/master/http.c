@@ -59,6 +59,8 @@ typedef struct request {
     uint64_t start_ns;
 } request_t;
 
+typedef struct conn conn_t;
+
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -462,28 +464,17 @@ static void conn_respond_error(conn_t *c, int status, const char *message, bool 
     buf_free(&body);
 }
 
-void http_answer_job(job_t *job, const http_answer_t *a)
+/* The pool's answer for the connection's job (job_answer_fn). */
+static void answer_job(job_t *job, const job_answer_t *a)
 {
-    conn_t *c = job->conn;
+    conn_t *c = job->client;
     c->job = NULL;
-    job->conn = NULL;
+    job->client = NULL;
     conn_respond(c, a->status, a->headers, a->headers_len, a->body, a->body_len, false, a->outcome,
                  a->worker_pid);
     /* Later pipelined requests waited for this answer. */
     if (!c->closing && !c->in_process)
         conn_process_buffered(c);
-}
-
-void http_answer_job_error(job_t *job, int status, const char *message, const char *outcome,
-                           pid_t worker_pid)
-{
-    static const char json_type[] = "Content-Type: application/json\r\n";
-    buf_t body = BUF_INIT;
-    json_error_body(&body, status, message);
-    http_answer_t a = {status, json_type, sizeof(json_type) - 1, body.data, body.len, outcome,
-                       worker_pid};
-    http_answer_job(job, &a);
-    buf_free(&body);
 }
 
 /* ------------------------------------------------------------- decisions ---- */
@@ -586,7 +577,7 @@ static void after_message(conn_t *c)
     if (timeout > config->max_timeout)
         timeout = config->max_timeout;
 
-    job_t *job = job_new(loop, c, r->id, timeout);
+    job_t *job = job_new(loop, c, answer_job, r->id, timeout);
     body_check_target(r->check, job->target, sizeof(job->target));
     job->body = r->body; /* moves: the job owns the bytes now */
     buf_init(&r->body);

@@ -29,24 +29,4 @@ void http_on_connection(uv_stream_t *server, int status);
  * connections are closed now. */
 void http_drain(void);
 
-/* What the pool answers for a job. `headers` holds complete "Name: value\r\n" lines,
- * Content-Type among them. Nothing is kept: the bytes are copied. */
-typedef struct http_answer {
-    int status;
-    const char *headers;
-    size_t headers_len;
-    const char *body;
-    size_t body_len;
-    const char *outcome; /* for the access line: ok, error, timeout, crash, busy */
-    pid_t worker_pid;    /* 0: none */
-} http_answer_t;
-
-/* Writes the answer to the job's client. Precondition: job->conn != NULL. The job
- * itself stays the pool's. */
-void http_answer_job(job_t *job, const http_answer_t *answer);
-
-/* An error answer in the contract's form: {"message": ..., "code": ...}. */
-void http_answer_job_error(job_t *job, int status, const char *message, const char *outcome,
-                           pid_t worker_pid);
-
 #endif

@@ -14,7 +14,6 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "master/http.h"
 #include "master/proctree.h"
 #include "master/queue.h"
 #include "proto/proto.h"
@@ -100,6 +99,8 @@ static void (*shutdown_done)(void);
 static uv_timer_t stop_timer;
 static bool stopping;
 static char last_worker_error[256];
+static void (*ready_hook)(void);
+static pool_output_fn output_sink;
 
 /* Restart storms, per function: how many workers in a row died running it before
  * answering anything. During back-off, requests for a function at STORM_ANSWER_AT get
@@ -191,8 +192,7 @@ static void format_seconds(double s, char *out, size_t size)
 static void finish_job_error(job_t *job, int status, const char *message, const char *outcome,
                              pid_t pid)
 {
-    if (job->conn)
-        http_answer_job_error(job, status, message, outcome, pid);
+    job_answer_error(job, status, message, outcome, pid);
     job_free(job);
 }
 
@@ -215,6 +215,15 @@ static worker_t *find_worker_pid(pid_t pid)
 
 /* ------------------------------------------------------ worker output ---- */
 
+/* `pyrt run` learns once that executions can start, or that they never will. */
+static void call_ready_hook(void)
+{
+    void (*hook)(void) = ready_hook;
+    ready_hook = NULL;
+    if (hook)
+        hook();
+}
+
 static void emit_output(output_t *o, const char *text, size_t len)
 {
     worker_t *w = o->worker;
@@ -227,6 +236,10 @@ static void emit_output(output_t *o, const char *text, size_t len)
         return;
     }
     w->output_bytes += len;
+    if (output_sink) {
+        output_sink(o->name, text, len);
+        return;
+    }
     char prefix[REQID_MAX + 32];
     snprintf(prefix, sizeof(prefix), "req=%s %s: ", w->last_id[0] ? w->last_id : "-", o->name);
     log_write_as(LOG_INFO, "worker", w->pid, prefix, text, len);
@@ -411,6 +424,7 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
         if (w->state == W_STARTING) {
             w->state = W_IDLE;
             log_msg(LOG_DEBUG, "worker %d ready", (int)w->pid);
+            call_ready_hook();
             dispatch();
             return;
         }
@@ -741,12 +755,9 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
                  body_len, config->max_body);
         finish_job_error(job, 500, msg, "error", w->pid);
     } else {
-        if (job->conn) {
-            http_answer_t a = {(int)status, headers.data ? headers.data : "", headers.len,
-                               (const char *)body, body_len, status < 500 ? "ok" : "error",
-                               w->pid};
-            http_answer_job(job, &a);
-        }
+        job_answer_t a = {(int)status, headers.data ? headers.data : "", headers.len,
+                          (const char *)body, body_len, status < 500 ? "ok" : "error", w->pid};
+        job_answer(job, &a);
         job_free(job);
     }
     buf_free(&headers);
@@ -880,7 +891,7 @@ void pool_submit(job_t *job)
 
 void pool_job_detach(job_t *job)
 {
-    job->conn = NULL;
+    job->client = NULL;
     if (job->queued) {
         queue_remove(&queue, job);
         job_free(job);
@@ -1025,6 +1036,7 @@ static void zygote_exited(int status)
         job_t *job;
         while ((job = queue_pop(&queue)) != NULL)
             finish_job_error(job, 500, zygote.last_error, "crash", 0);
+        call_ready_hook();
     }
     uv_timer_start(&zygote.restart_timer, (uv_timer_cb)start_zygote, delay, 0);
 }
@@ -1205,6 +1217,16 @@ static void pool_maintain(void)
     /* A failed spawn marks the zygote not ready: stop there, it is being replaced. */
     while (zygote.ready && live_workers() < (unsigned)config->workers)
         worker_spawn();
+}
+
+void pool_on_ready(void (*hook)(void))
+{
+    ready_hook = hook;
+}
+
+void pool_set_output(pool_output_fn sink)
+{
+    output_sink = sink;
 }
 
 void pool_shutdown(void (*done)(void))

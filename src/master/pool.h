@@ -34,6 +34,16 @@ void pool_job_detach(job_t *job);
 bool pool_ready(void);
 const char *pool_not_ready_reason(void);
 
+/* Calls `hook` once: when the first worker is ready, or when the zygote has failed to
+ * start twice (a job submitted then is answered with its error at once). */
+void pool_on_ready(void (*hook)(void));
+
+/* Where the workers' output lines go: by default the log, each line tagged with its
+ * request id; `pyrt run` writes them to its stderr as they are. `stream` is "stdout"
+ * or "stderr"; `text` has no newline and is not NUL-terminated. */
+typedef void (*pool_output_fn)(const char *stream, const char *text, size_t len);
+void pool_set_output(pool_output_fn sink);
+
 /* Shutdown: runs what is queued and in flight, then stops workers and zygote and calls
  * `done` once every child has exited. */
 void pool_shutdown(void (*done)(void));

@@ -1,0 +1,160 @@
+/* run.c -- one execution without HTTP (see run.h).
+ *
+ * The flow is the server's with the connection taken out: start the pool, and once a
+ * worker is ready (so that start-up does not count against the function's timeout),
+ * check the body as http.c does, submit one job, take its answer, shut the pool down.
+ * Ctrl-C needs no handler: the zygote and the workers die with us (PDEATHSIG). */
+#include "master/run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "master/body.h"
+#include "master/job.h"
+#include "master/pool.h"
+#include "master/secret.h"
+
+extern char **environ;
+
+static uv_loop_t *loop;
+static uv_signal_t sig_chld;
+static const serve_config_t *config;
+static const buf_t *request_body;
+static run_answer_t *answer;
+static bool answered;
+static uint64_t submitted_ns;
+
+static void on_pool_stopped(void)
+{
+    uv_close((uv_handle_t *)&sig_chld, NULL);
+}
+
+static void take_answer(int status, const char *headers, size_t headers_len, const char *body,
+                        size_t body_len, pid_t pid)
+{
+    answer->status = status;
+    buf_append(&answer->headers, headers, headers_len);
+    buf_append(&answer->body, body, body_len);
+    answer->worker_pid = pid;
+    answer->ms = submitted_ns ? (double)(uv_hrtime() - submitted_ns) / 1e6 : 0;
+    answered = true;
+    pool_shutdown(on_pool_stopped);
+}
+
+static void on_answer(job_t *job, const job_answer_t *a)
+{
+    job->client = NULL;
+    take_answer(a->status, a->headers, a->headers_len, a->body, a->body_len, a->worker_pid);
+}
+
+static void answer_error(int status, const char *message)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    buf_t body = BUF_INIT;
+    json_error_body(&body, status, message);
+    take_answer(status, json_type, sizeof(json_type) - 1, body.data, body.len, 0);
+    buf_free(&body);
+}
+
+/* The checks http.c makes once a request is complete, then the job. */
+static void on_pool_ready(void)
+{
+    if (request_body->len == 0) {
+        answer_error(500, "no data received");
+        return;
+    }
+    body_check_t *check = body_check_new();
+    if (check == NULL) {
+        answer_error(500, "out of memory for the JSON parser");
+        return;
+    }
+    body_check_feed(check, request_body->data, request_body->len);
+    bool has_timeout = false;
+    double timeout = 0;
+    const char *error = NULL;
+    if (body_check_finish(check, &has_timeout, &timeout, &error) < 0) {
+        answer_error(400, error);
+        body_check_free(check);
+        return;
+    }
+    if (!has_timeout)
+        timeout = config->default_timeout;
+    if (timeout > config->max_timeout)
+        timeout = config->max_timeout;
+
+    job_t *job = job_new(loop, answer, on_answer, answer->id, timeout);
+    body_check_target(check, job->target, sizeof(job->target));
+    body_check_free(check);
+    buf_append(&job->body, request_body->data, request_body->len);
+    submitted_ns = uv_hrtime();
+    pool_submit(job);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    pool_reap();
+}
+
+static char **copy_environment(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env[i] = xstrdup(environ[i]);
+    return env;
+}
+
+int master_run_once(const serve_config_t *cfg, const buf_t *body, run_answer_t *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    buf_init(&out->headers);
+    buf_init(&out->body);
+    config = cfg;
+    request_body = body;
+    answer = out;
+
+    const char *key = getenv("INTERNAL_RUNTIME_KEY");
+    if (key && *key && secret_take(err, errlen) < 0)
+        return -1;
+    (void)unsetenv("INTERNAL_RUNTIME_KEY");
+    char **zygote_env = copy_environment();
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+        log_msg(LOG_WARN, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    reqid_seed();
+    reqid_generate(out->id);
+
+    loop = uv_default_loop();
+    uv_signal_init(loop, &sig_chld);
+    uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
+    pool_on_ready(on_pool_ready);
+    if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
+        return -1;
+    uv_run(loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(loop);
+    if (!answered) {
+        snprintf(err, errlen, "the execution ended without an answer");
+        return -1;
+    }
+    return 0;
+}
+
+void run_answer_free(run_answer_t *a)
+{
+    buf_free(&a->headers);
+    buf_free(&a->body);
+}
