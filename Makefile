@@ -18,7 +18,8 @@ V ?=
 
 BUILD_PKGS = gcc make pkg-config libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev \
              python3-dev python3-venv
-TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel wrk
+TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel wrk \
+            mypy
 
 # Evaluated once, on first use, so that a missing python3-dev before `make deps` is not
 # an error for targets that do not compile.
@@ -102,7 +103,7 @@ unit: $(UNIT_BIN)
 	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=1; done; exit $$failed
 
 e2e: $(BUILD)/pyrt
-	PYRT_BIN=$(abspath $(BUILD)/pyrt) $(PYTHON) -m pytest tests/e2e -q -p no:cacheprovider $(PYTEST_ARGS)
+	PYRT_BIN=$(abspath $(BUILD)/pyrt) $(PYTHON) -m pytest tests/e2e python/function_types/tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 deps:
 	@sh tools/install-deps.sh $(BUILD_PKGS)
