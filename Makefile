@@ -66,7 +66,8 @@ DEPS = $(OBJ:.o=.d)
 EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
               python/function_types/function_types/__init__.py
 
-UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline
+UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline \
+             test_gate
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit e2e test-asan soak install clean deps deps-test noopt help
@@ -95,6 +96,7 @@ $(BUILD)/tests/test_body: tests/unit/test_body.c $(BUILD)/obj/master/body.o $(BU
 $(BUILD)/tests/test_json: tests/unit/test_json.c $(BUILD)/obj/common/json.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_queue: tests/unit/test_queue.c $(BUILD)/obj/master/queue.o
 $(BUILD)/tests/test_reqline: tests/unit/test_reqline.c $(BUILD)/obj/master/reqline.o
+$(BUILD)/tests/test_gate: tests/unit/test_gate.c
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) -o $@ $^ $(LIB_LDFLAGS) -lcmocka -lm

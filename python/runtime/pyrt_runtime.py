@@ -13,6 +13,7 @@ import io
 import json
 import marshal
 import os
+import stat as _stat
 import sys
 import traceback
 
@@ -316,7 +317,7 @@ def _execute(body):
         st = os.stat(target)
     except OSError:
         return _error(500, f"file {file!r} not found in {path!r}")
-    if not os.path.isfile(target):
+    if not _stat.S_ISREG(st.st_mode):  # from the same stat: one per execution
         return _error(500, f"file {file!r} in {path!r} is not a regular file")
 
     try:

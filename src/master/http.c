@@ -351,12 +351,32 @@ static const char *reason_phrase(int status)
 
 static void on_write_done(uv_write_t *req, int status);
 
+/* Takes `data` (malloc'd). Most answers fit the socket buffer: written at once with
+ * uv_try_write, they need no write request -- and libuv's request would cost two
+ * epoll_ctl calls (POLLOUT on, then off) per answer. What does not fit is queued. */
 static void conn_write(conn_t *c, char *data, size_t len)
 {
+    size_t done = 0;
+    if (c->writes_pending == 0) {
+        uv_buf_t now = uv_buf_init(data, (unsigned int)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+        if (n >= 0) {
+            done = (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            free(data);
+            log_msg(LOG_DEBUG, "write to client failed: %s", uv_strerror(n));
+            conn_close(c);
+            return;
+        }
+        if (done == len) {
+            free(data);
+            return;
+        }
+    }
     write_req_t *w = xmalloc(sizeof(*w));
     w->conn = c;
     w->data = data;
-    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+    uv_buf_t b = uv_buf_init(data + done, (unsigned int)(len - done));
     c->writes_pending++;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
     if (rc != 0) {
@@ -447,6 +467,8 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     if (!keep) {
         c->close_after_write = true;
         uv_timer_stop(&c->timer);
+        if (c->writes_pending == 0)
+            start_linger(c); /* written at once: no write callback will come */
         return;
     }
     c->state = CONN_IDLE;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "common/xalloc.h"
 #include "master/proctree.h"
 #include "master/queue.h"
+#include "proto/gate.h"
 #include "proto/proto.h"
 
 #define OUTPUT_LINE_MAX (64 * 1024)        /* longer lines are split */
@@ -27,6 +29,8 @@
 #define UNCLAIMED_MAX 32
 #define STORM_ANSWER_AT 2 /* a function's workers dead in a row before its requests get the error */
 #define STORM_TARGETS 16
+#define PREFETCH_MAX_BODY (256 * 1024)
+#define SPAWN_FDS 4 /* channel, stdout, stderr, gate */
 
 enum worker_state {
     W_SPAWNING, /* SPAWN sent, the zygote has not said the pid yet */
@@ -41,6 +45,7 @@ typedef struct output {
     worker_t *worker;
     const char *name; /* "stdout" or "stderr" */
     buf_t partial;    /* an unfinished line */
+    buf_t held;       /* read, not yet attributed: the channel is read first (on_output) */
     bool open;
 } output_t;
 
@@ -54,7 +59,13 @@ struct worker {
     int open_handles;
     bool chan_open;
     proto_decoder_t dec;
-    job_t *job;
+    job_t *job;              /* the execution it runs (CALL seq_running) */
+    job_t *prefetched;       /* sent behind it (CALL next_seq), not known to run */
+    uint32_t seq_running;
+    uint32_t next_seq;
+    uint32_t seq_sent;       /* the last CALL's */
+    bool prefetch_used;      /* a CALL went out behind `job`, taken back or not */
+    gate_t *gate;            /* shared with the worker: who decides `next` (gate.h) */
     char last_id[REQID_MAX + 1]; /* tags output, also after the execution answered */
     size_t output_bytes;
     bool output_cut;
@@ -284,11 +295,14 @@ static void on_output_closed(uv_handle_t *handle)
     worker_handle_closed(o->worker);
 }
 
+static void output_feed(output_t *o, const char *data, size_t len);
+
 static void output_close(output_t *o)
 {
     if (!o->open)
         return;
     o->open = false;
+    output_feed(o, NULL, 0);
     output_flush(o);
     buf_free(&o->partial);
     uv_close((uv_handle_t *)&o->pipe, on_output_closed);
@@ -303,13 +317,38 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(io_chunk, sizeof(io_chunk));
 }
 
+static void channel_drain(worker_t *w);
+
+/* Bytes held back by on_output go first: they were read before anything later. */
+static void output_feed(output_t *o, const char *data, size_t len)
+{
+    if (o->held.len) {
+        buf_t held = o->held;
+        buf_init(&o->held);
+        output_consume(o, held.data, held.len);
+        buf_free(&held);
+    }
+    if (len)
+        output_consume(o, data, len);
+}
+
 static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     output_t *o = s->data;
-    if (n > 0)
-        output_consume(o, b->base, (size_t)n);
-    else if (n < 0)
+    worker_t *w = o->worker;
+    if (n > 0 && w->prefetched && w->chan_open) {
+        /* The worker may have moved on to its prefetched execution, whose output this
+         * can be: its RESULT for the one before is then in the channel already (written
+         * first). Read that first, so these bytes get the id of the execution that is
+         * running now. */
+        buf_append(&o->held, b->base, (size_t)n);
+        channel_drain(w);
+        output_feed(o, NULL, 0);
+    } else if (n > 0) {
+        output_feed(o, b->base, (size_t)n);
+    } else if (n < 0) {
         output_close(o);
+    }
 }
 
 /* Reads what is already in a stream's fd, without waiting, handing each chunk to
@@ -334,11 +373,13 @@ static void read_available(uv_handle_t *h, void (*feed)(void *ctx, const char *d
 
 static void feed_output(void *ctx, const char *data, size_t len)
 {
-    output_consume(ctx, data, len);
+    output_feed(ctx, data, len);
 }
 
+/* Everything written so far: what on_output held back, then what is in the pipe. */
 static void output_drain(output_t *o)
 {
+    output_feed(o, NULL, 0);
     if (o->open)
         read_available((uv_handle_t *)&o->pipe, feed_output, o);
 }
@@ -356,6 +397,8 @@ static void worker_handle_closed(worker_t *w)
     if (w->next)
         w->next->prev = w->prev;
     proto_decoder_free(&w->dec);
+    if (w->gate)
+        (void)munmap((void *)w->gate, GATE_SIZE);
     free(w);
     pool_maintain();
 }
@@ -384,8 +427,27 @@ static void worker_release(worker_t *w)
     }
 }
 
+/* The worker will not run its prefetched execution (it is dying, or recycled): take it
+ * back and put it first in the queue -- unless the gate says the worker had started
+ * it, whose effects may then be half done: that one is answered like a crash. */
+static void requeue_prefetched(worker_t *w, const char *what)
+{
+    job_t *job = w->prefetched;
+    if (job == NULL)
+        return;
+    w->prefetched = NULL;
+    job->worker = NULL;
+    if (gate_cancel(w->gate, w->next_seq) == GATE_WON) {
+        queue_push_front(&queue, job);
+        return;
+    }
+    log_msg(LOG_WARN, "req=%s: %s", job->id, what);
+    finish_job_error(job, 500, what, "crash", w->pid);
+}
+
 static void worker_kill(worker_t *w, const char *reason)
 {
+    requeue_prefetched(w, reason ? reason : "worker killed");
     if (w->pid > 0 && !w->exited)
         (void)proctree_kill(w->pid);
     if (reason && !w->kill_reason)
@@ -398,6 +460,7 @@ static void worker_kill(worker_t *w, const char *reason)
 
 static void job_lost_with_worker(worker_t *w, const char *what)
 {
+    requeue_prefetched(w, what);
     job_t *job = w->job;
     if (job == NULL)
         return;
@@ -567,7 +630,7 @@ static void worker_exited(worker_t *w, int status)
     pool_maintain();
 }
 
-static int send_spawn(unsigned id, int fds[3])
+static int send_spawn(unsigned id, int fds[SPAWN_FDS])
 {
     buf_t frame = BUF_INIT;
     size_t start = proto_frame_begin(&frame, PROTO_MSG_SPAWN);
@@ -575,7 +638,7 @@ static int send_spawn(unsigned id, int fds[3])
     proto_frame_end(&frame, start, 0);
 
     union {
-        char space[CMSG_SPACE(3 * sizeof(int))];
+        char space[CMSG_SPACE(SPAWN_FDS * sizeof(int))];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));
@@ -588,8 +651,8 @@ static int send_spawn(unsigned id, int fds[3])
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    cm->cmsg_len = CMSG_LEN(SPAWN_FDS * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, SPAWN_FDS * sizeof(int));
 
     uv_os_fd_t zfd;
     int rc = uv_fileno((uv_handle_t *)&zygote.chan, &zfd);
@@ -611,12 +674,35 @@ static int open_pipe(uv_pipe_t *p, int fd, void *data)
     return uv_pipe_open(p, fd);
 }
 
+/* A worker's gate page (proto/gate.h): a memfd, mapped here; the fd goes to the
+ * worker, which maps it too. -1 with errno. */
+static int gate_create(gate_t **gate)
+{
+    int fd = memfd_create("pyrt-gate", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    void *page = MAP_FAILED;
+    if (ftruncate(fd, GATE_SIZE) == 0)
+        page = mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (page == MAP_FAILED) {
+        int saved = errno;
+        (void)close(fd);
+        errno = saved;
+        return -1;
+    }
+    *gate = page;
+    return fd;
+}
+
 static void worker_spawn(void)
 {
     int chan[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    gate_t *gate = NULL;
+    int gate_fd = -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) != 0 ||
-        pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-        log_msg(LOG_ERROR, "cannot create a worker's channel or pipes: %s", strerror(errno));
+        pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+        (gate_fd = gate_create(&gate)) < 0) {
+        log_msg(LOG_ERROR, "cannot create a worker's channel, pipes or gate: %s", strerror(errno));
         for (int i = 0; i < 2; i++) {
             if (chan[i] >= 0) (void)close(chan[i]);
             if (out[i] >= 0) (void)close(out[i]);
@@ -625,6 +711,7 @@ static void worker_spawn(void)
         return;
     }
     worker_t *w = xcalloc(1, sizeof(*w));
+    w->gate = gate;
     w->id = ++next_worker_id;
     w->state = W_SPAWNING;
     proto_decoder_init(&w->dec, (uint32_t)(config->max_body + 1024 * 1024));
@@ -648,9 +735,9 @@ static void worker_spawn(void)
         workers->prev = w;
     workers = w;
 
-    int child_fds[3] = {chan[1], out[1], err[1]};
+    int child_fds[SPAWN_FDS] = {chan[1], out[1], err[1], gate_fd};
     int rc = send_spawn(w->id, child_fds);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < SPAWN_FDS; i++)
         (void)close(child_fds[i]);
     uv_read_start((uv_stream_t *)&w->chan, on_alloc, on_channel_read);
     uv_read_start((uv_stream_t *)&w->out.pipe, on_alloc, on_output);
@@ -699,16 +786,21 @@ static bool header_value_ok(const uint8_t *value, uint32_t len)
 
 /* The worker's answer. Everything in it is checked: user code can write to the
  * channel, so a worker is trusted with nothing that could break the client's framing. */
+static void send_go(worker_t *w, uint32_t seq);
+static void start_running(worker_t *w, job_t *job, uint32_t seq);
+
 static void handle_result(worker_t *w, const proto_frame_t *f)
 {
     job_t *job = w->job;
     proto_reader_t r;
     proto_reader_init(&r, f->payload, f->length);
+    uint32_t seq = proto_get_u32(&r);
     uint32_t status = proto_get_u32(&r);
     uint32_t flags = proto_get_u32(&r);
     uint32_t count = proto_get_u32(&r);
     buf_t headers = BUF_INIT;
-    bool valid = !r.error && status >= 200 && status <= 599 && count <= 1000;
+    bool valid = !r.error && seq == w->seq_running && status >= 200 && status <= 599 &&
+                 count <= 1000;
     for (uint32_t i = 0; valid && i < count; i++) {
         uint32_t nlen, vlen;
         const uint8_t *name = proto_get_bytes(&r, &nlen);
@@ -763,12 +855,22 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     buf_free(&headers);
 
     if (flags & PROTO_RESULT_RECYCLE) {
-        /* Closing the channel makes the worker exit at its next read. */
+        /* The worker exits after such an answer; closing the channel makes sure. */
         w->state = W_DYING;
         w->expected_exit = true;
+        requeue_prefetched(w, "worker recycled");
         close_channel(w);
     } else {
-        w->state = W_IDLE;
+        /* Its output read, a worker that waits for GO may start what is behind. */
+        if ((flags & PROTO_RESULT_OUTPUT) && w->prefetch_used)
+            send_go(w, w->seq_sent);
+        w->prefetch_used = false;
+        if (w->prefetched) {
+            start_running(w, w->prefetched, w->next_seq);
+            w->prefetched = NULL;
+        } else {
+            w->state = W_IDLE;
+        }
     }
     dispatch();
     pool_maintain();
@@ -785,36 +887,96 @@ static void on_call_written(uv_write_t *req, int status)
     free(cw);
 }
 
-static void send_call(worker_t *w, job_t *job)
+/* Writes a frame to the worker's channel: `head` (taken), then `body`. Most frames go
+ * at once in one writev, with no write request (which would cost two epoll_ctl
+ * calls); the rest waits in a request that owns it -- `body_owner`'s buffer, moved,
+ * or else a copy. -1 when the channel is broken. */
+static int channel_send(worker_t *w, buf_t *head, const char *body, size_t body_len,
+                        buf_t *body_owner)
 {
+    uv_buf_t bufs[2] = {uv_buf_init(head->data, (unsigned int)head->len),
+                        uv_buf_init((char *)(body ? body : ""), (unsigned int)body_len)};
+    int rc = uv_try_write((uv_stream_t *)&w->chan, bufs, 2);
+    if (rc < 0 && rc != UV_EAGAIN) {
+        buf_free(head);
+        return -1;
+    }
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    if (done == head->len + body_len) {
+        buf_free(head);
+        return 0;
+    }
     call_write_t *cw = xcalloc(1, sizeof(*cw));
-    size_t start = proto_frame_begin(&cw->head, PROTO_MSG_CALL);
-    proto_put_bytes(&cw->head, job->id, strlen(job->id));
-    double ms = job->timeout * 1000.0;
-    proto_put_u32(&cw->head, ms > 4e9 ? 4000000000u : (uint32_t)ms);
-    /* The body moves into the write: it must live until libuv is done with it, which
-     * can be after the job was answered (a deadline) and freed. */
-    cw->body = job->body;
-    buf_init(&job->body);
-    proto_frame_end(&cw->head, start, cw->body.len);
-
-    w->state = W_BUSY;
-    w->job = job;
-    job->worker = w;
-    snprintf(w->last_id, sizeof(w->last_id), "%s", job->id);
-    w->output_bytes = 0;
-    w->output_cut = false;
-
-    uv_buf_t bufs[2] = {uv_buf_init(cw->head.data, (unsigned int)cw->head.len),
-                        uv_buf_init(cw->body.data ? cw->body.data : "",
-                                    (unsigned int)cw->body.len)};
-    int rc = uv_write(&cw->req, (uv_stream_t *)&w->chan, bufs, 2, on_call_written);
+    size_t head_done = done < head->len ? done : head->len;
+    buf_append(&cw->head, head->data + head_done, head->len - head_done);
+    buf_free(head);
+    size_t body_done = done - head_done;
+    if (body_owner && body_done == 0) {
+        cw->body = *body_owner;
+        buf_init(body_owner);
+    } else {
+        buf_append(&cw->body, body + body_done, body_len - body_done);
+    }
+    uv_buf_t rest[2] = {uv_buf_init(cw->head.data ? cw->head.data : "", (unsigned int)cw->head.len),
+                        uv_buf_init(cw->body.data ? cw->body.data : "", (unsigned int)cw->body.len)};
+    rc = uv_write(&cw->req, (uv_stream_t *)&w->chan, rest, 2, on_call_written);
     if (rc != 0) {
         buf_free(&cw->head);
         buf_free(&cw->body);
         free(cw);
-        log_msg(LOG_WARN, "req=%s: cannot write to worker %d: %s", job->id, (int)w->pid,
-                uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* `job` is what the worker runs now: its output carries the job's id from here on. */
+static void start_running(worker_t *w, job_t *job, uint32_t seq)
+{
+    w->state = W_BUSY;
+    w->job = job;
+    w->seq_running = seq;
+    snprintf(w->last_id, sizeof(w->last_id), "%s", job->id);
+    w->output_bytes = 0;
+    w->output_cut = false;
+}
+
+static void send_go(worker_t *w, uint32_t seq)
+{
+    buf_t head = BUF_INIT;
+    size_t start = proto_frame_begin(&head, PROTO_MSG_GO);
+    proto_put_u32(&head, seq);
+    proto_frame_end(&head, start, 0);
+    if (channel_send(w, &head, NULL, 0, NULL) < 0)
+        log_msg(LOG_WARN, "cannot write to worker %d", (int)w->pid);
+}
+
+/* Sends the job to the worker: to run now (the worker is idle), or prefetched behind
+ * the execution it runs (see proto/gate.h). A prefetched job keeps its body, since it
+ * may have to go to another worker after all. */
+static void send_call(worker_t *w, job_t *job, bool prefetched)
+{
+    buf_t head = BUF_INIT;
+    size_t start = proto_frame_begin(&head, PROTO_MSG_CALL);
+    proto_put_bytes(&head, job->id, strlen(job->id));
+    double ms = job->timeout * 1000.0;
+    proto_put_u32(&head, ms > 4e9 ? 4000000000u : (uint32_t)ms);
+    uint32_t seq = ++w->seq_sent;
+    proto_put_u32(&head, seq);
+    proto_put_u32(&head, prefetched ? PROTO_CALL_PREFETCHED : 0);
+    proto_frame_end(&head, start, job->body.len);
+
+    job->worker = w;
+    gate_open(w->gate, seq);
+    if (prefetched) {
+        w->prefetched = job;
+        w->next_seq = seq;
+        w->prefetch_used = true;
+    } else {
+        start_running(w, job, seq);
+    }
+    if (channel_send(w, &head, job->body.data, job->body.len,
+                     prefetched ? NULL : &job->body) < 0) {
+        log_msg(LOG_WARN, "req=%s: cannot write to worker %d", job->id, (int)w->pid);
         job_lost_with_worker(w, "worker channel broken");
         worker_kill(w, "worker channel broken");
     }
@@ -828,11 +990,40 @@ static worker_t *idle_worker(void)
     return NULL;
 }
 
+/* A prefetched job that waits behind a busy worker, taken back so an idle one runs
+ * it now. NULL when there is none, or each one has started meanwhile. */
+static job_t *take_back_prefetched(void)
+{
+    for (worker_t *w = workers; w; w = w->next) {
+        job_t *job = w->prefetched;
+        if (job == NULL || gate_cancel(w->gate, w->next_seq) != GATE_WON)
+            continue;
+        w->prefetched = NULL;
+        job->worker = NULL;
+        return job;
+    }
+    return NULL;
+}
+
 static void dispatch(void)
 {
     worker_t *w;
     while (queue.length > 0 && (w = idle_worker()) != NULL)
-        send_call(w, queue_pop(&queue));
+        send_call(w, queue_pop(&queue), false);
+    while ((w = idle_worker()) != NULL) {
+        job_t *job = take_back_prefetched();
+        if (job == NULL)
+            break;
+        send_call(w, job, false);
+    }
+    /* Still waiting, and no worker idle: each busy worker gets the next one now, so it
+     * goes straight on to it. Large bodies wait in the queue: prefetching saves a
+     * wake-up, which does not matter next to them, and keeps a copy. */
+    for (w = workers; w && queue.length > 0; w = w->next) {
+        if (w->state == W_BUSY && !w->prefetch_used && w->chan_open &&
+            queue.head->body.len <= PREFETCH_MAX_BODY)
+            send_call(w, queue_pop(&queue), true);
+    }
     pool_maintain();
 }
 
@@ -843,6 +1034,35 @@ static void on_deadline(uv_timer_t *t)
     format_seconds(job->timeout, secs, sizeof(secs));
     snprintf(msg, sizeof(msg), "Execution timed out after %s seconds", secs);
     pid_t pid = 0;
+    if (job->worker) {
+        /* An answer already in the channel beat the deadline; and a prefetched job may
+         * have become the running one. */
+        channel_drain(job->worker);
+        if (uv_is_closing((uv_handle_t *)&job->deadline))
+            return; /* answered */
+    }
+    if (job->worker && job->worker->prefetched == job) {
+        worker_t *w = job->worker;
+        if (gate_cancel(w->gate, w->next_seq) == GATE_WON) {
+            w->prefetched = NULL; /* it never started: the worker will skip it */
+            job->worker = NULL;
+        } else {
+            /* It started just now: the answer before it is in the channel by now. */
+            channel_drain(w);
+            if (uv_is_closing((uv_handle_t *)&job->deadline))
+                return;
+        }
+        if (job->worker == w && w->prefetched == job) {
+            /* Started, yet its predecessor's answer is not in: the gate was written
+             * by user code. That worker goes, and what it ran with it. */
+            log_msg(LOG_WARN, "req=%s: worker %d started it out of turn; killing it", job->id,
+                    (int)w->pid);
+            w->prefetched = NULL;
+            job->worker = NULL;
+            job_lost_with_worker(w, "worker broke the execution order");
+            worker_kill(w, "worker broke the execution order");
+        }
+    }
     if (job->queued) {
         queue_remove(&queue, job);
     } else if (job->worker) {
@@ -856,6 +1076,15 @@ static void on_deadline(uv_timer_t *t)
     }
     finish_job_error(job, 500, msg, "timeout", pid);
     pool_maintain();
+}
+
+/* Executions waiting for a worker: queued, or prefetched behind a busy one. */
+static size_t waiting(void)
+{
+    size_t n = queue.length;
+    for (worker_t *w = workers; w; w = w->next)
+        n += w->prefetched != NULL;
+    return n;
 }
 
 void pool_submit(job_t *job)
@@ -872,7 +1101,7 @@ void pool_submit(job_t *job)
     }
     worker_t *w = idle_worker();
     if (w && queue.length == 0) {
-        send_call(w, job);
+        send_call(w, job, false);
         return;
     }
     if (live_workers() == 0) {
@@ -882,11 +1111,12 @@ void pool_submit(job_t *job)
             return;
         }
     }
-    if (queue.length >= (size_t)config->max_queue) {
+    if (waiting() >= (size_t)config->max_queue) {
         finish_job_error(job, 503, "Server busy", "busy", 0);
         return;
     }
     queue_push(&queue, job);
+    dispatch(); /* a busy worker may take it as its next */
 }
 
 void pool_job_detach(job_t *job)

@@ -20,6 +20,19 @@ void queue_push(job_queue_t *q, job_t *job)
     q->length++;
 }
 
+void queue_push_front(job_queue_t *q, job_t *job)
+{
+    job->prev = NULL;
+    job->next = q->head;
+    if (q->head)
+        q->head->prev = job;
+    else
+        q->tail = job;
+    q->head = job;
+    job->queued = true;
+    q->length++;
+}
+
 void queue_remove(job_queue_t *q, job_t *job)
 {
     if (!job->queued)

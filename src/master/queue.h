@@ -14,6 +14,7 @@ typedef struct job_queue {
 
 void queue_init(job_queue_t *q);
 void queue_push(job_queue_t *q, job_t *job);
+void queue_push_front(job_queue_t *q, job_t *job); /* one that lost its worker: next */
 job_t *queue_pop(job_queue_t *q);
 void queue_remove(job_queue_t *q, job_t *job);
 

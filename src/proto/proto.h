@@ -10,14 +10,22 @@
  * strings (a u32 length, then the bytes). Which fields a type carries:
  *
  *   ZYGOTE_READY  zygote -> master   (empty)
- *   SPAWN         master -> zygote   u32 worker id; 3 fds ride along (SCM_RIGHTS):
- *                                    the worker's channel, its stdout and stderr pipes
+ *   SPAWN         master -> zygote   u32 worker id; 4 fds ride along (SCM_RIGHTS):
+ *                                    the worker's channel, its stdout and stderr pipes,
+ *                                    and its gate page (gate.h)
  *   SPAWNED       zygote -> master   u32 worker id, u32 pid (or 0), bytes error
  *   READY         worker -> master   u32 pid (as the master sees it)
- *   CALL          master -> worker   bytes request id, u32 timeout in ms, then the raw
- *                                    JSON body: the rest of the payload
- *   RESULT        worker -> master   u32 status, u32 flags, u32 header count,
+ *   CALL          master -> worker   bytes request id, u32 timeout in ms, u32 seq,
+ *                                    u32 call flags, then the raw JSON body: the rest
+ *   RESULT        worker -> master   u32 seq, u32 status, u32 flags, u32 header count,
  *                                    (bytes name, bytes value) per header, bytes body
+ *   GO            master -> worker   u32 seq: a prefetched CALL may start (below)
+ *
+ * Prefetch (gate.h): a CALL flagged PREFETCHED was sent while the worker was still
+ * busy. The worker claims every CALL on its gate slot before running it and skips one
+ * the master took back. After a RESULT flagged OUTPUT, the master reads the output pipes
+ * before anything the next execution writes may land there: so a worker that sent such
+ * a RESULT runs a PREFETCHED CALL only after the master's GO for it.
  *
  * The master never trusts what a worker sends (user code can write to the channel):
  * every length is checked against what is left, and the caller validates values. */
@@ -38,7 +46,11 @@ enum proto_msg {
     PROTO_MSG_READY = 4,
     PROTO_MSG_CALL = 5,
     PROTO_MSG_RESULT = 6,
+    PROTO_MSG_GO = 7,
 };
+
+/* CALL flags. */
+#define PROTO_CALL_PREFETCHED 0x1u /* sent before the worker's previous RESULT was read */
 
 /* RESULT flags. */
 #define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */

@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "proto/gate.h"
 #include "proto/proto.h"
 #include "worker/pyembed.h"
 
@@ -143,8 +144,8 @@ static void send_simple(int fd, uint32_t type, uint32_t value)
 }
 
 /* Fills `meta` with the RESULT frame up to the body; the body itself is *body. */
-static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ssize_t *body_len,
-                         uint32_t extra_flags)
+static int encode_result(PyObject *result, uint32_t seq, buf_t *meta, const char **body,
+                         Py_ssize_t *body_len, uint32_t *flags_out)
 {
     PyObject *headers;
     long status, flags;
@@ -154,8 +155,9 @@ static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ss
         return -1;
     Py_ssize_t count = PyList_GET_SIZE(headers);
     size_t start = proto_frame_begin(meta, PROTO_MSG_RESULT);
+    proto_put_u32(meta, seq);
     proto_put_u32(meta, (uint32_t)status);
-    proto_put_u32(meta, (uint32_t)flags | extra_flags);
+    proto_put_u32(meta, (uint32_t)flags | *flags_out);
     proto_put_u32(meta, (uint32_t)count);
     for (Py_ssize_t i = 0; i < count; i++) {
         const char *name, *value;
@@ -169,16 +171,18 @@ static int encode_result(PyObject *result, buf_t *meta, const char **body, Py_ss
     *body_len = PyBytes_GET_SIZE(body_obj);
     proto_put_u32(meta, (uint32_t)*body_len);
     proto_frame_end(meta, start, (size_t)*body_len);
+    *flags_out |= (uint32_t)flags;
     return 0;
 }
 
 /* An answer of the worker's own: {"message": ..., "code": status}. */
-static void send_error(int fd, uint32_t status, const char *message)
+static void send_error(int fd, uint32_t seq, uint32_t status, const char *message)
 {
     buf_t body = BUF_INIT;
     json_error_body(&body, (int)status, message);
     buf_t b = BUF_INIT;
     size_t start = proto_frame_begin(&b, PROTO_MSG_RESULT);
+    proto_put_u32(&b, seq);
     proto_put_u32(&b, status);
     proto_put_u32(&b, 0);
     proto_put_u32(&b, 1);
@@ -193,7 +197,63 @@ static void send_error(int fd, uint32_t status, const char *message)
     buf_free(&body);
 }
 
-void worker_run(int fd)
+/* Reads until the frame at `offset` in `in` is whole; its type and length. */
+static void read_frame(int fd, buf_t *in, size_t offset, uint32_t *type, uint32_t *length)
+{
+    if (read_at_least(fd, in, offset + PROTO_HEADER_SIZE) < 0)
+        _exit(0); /* the master closed the channel: stop */
+    proto_header_decode((const uint8_t *)in->data + offset, type, length);
+    if (*length > MAX_FRAME) {
+        log_msg(LOG_ALERT, "frame from the master over the size limit (type %u, %u bytes)",
+                *type, *length);
+        _exit(70);
+    }
+    if (read_at_least(fd, in, offset + PROTO_HEADER_SIZE + (size_t)*length) < 0)
+        _exit(0);
+}
+
+typedef struct call {
+    const uint8_t *id;
+    uint32_t id_len;
+    uint32_t seq;
+    uint32_t flags;
+    const uint8_t *body;
+    size_t body_len;
+} call_t;
+
+static void parse_call(const buf_t *in, uint32_t length, call_t *c)
+{
+    proto_reader_t r;
+    proto_reader_init(&r, in->data + PROTO_HEADER_SIZE, length);
+    c->id = proto_get_bytes(&r, &c->id_len);
+    (void)proto_get_u32(&r); /* the timeout: the master enforces it */
+    c->seq = proto_get_u32(&r);
+    c->flags = proto_get_u32(&r);
+    c->body = proto_get_rest(&r, &c->body_len);
+    if (r.error) {
+        log_msg(LOG_ALERT, "malformed CALL frame from the master");
+        _exit(70);
+    }
+}
+
+/* A prefetched CALL after a RESULT flagged OUTPUT: the master's GO for it comes next
+ * (see proto.h). Reads it behind the CALL; returns the GO frame's size. */
+static size_t await_go(int fd, buf_t *in, uint32_t call_length, uint32_t seq)
+{
+    size_t at = PROTO_HEADER_SIZE + (size_t)call_length;
+    uint32_t type, length;
+    read_frame(fd, in, at, &type, &length);
+    proto_reader_t r;
+    proto_reader_init(&r, in->data + at + PROTO_HEADER_SIZE, length);
+    uint32_t go_seq = proto_get_u32(&r);
+    if (type != PROTO_MSG_GO || r.error || go_seq != seq) {
+        log_msg(LOG_ALERT, "expected GO %u from the master, got type %u", seq, type);
+        _exit(70);
+    }
+    return PROTO_HEADER_SIZE + (size_t)length;
+}
+
+void worker_run(int fd, gate_t *gate)
 {
     PyObject *execute = PyObject_GetAttrString(pyembed_runtime(), "execute");
     if (execute == NULL) {
@@ -204,64 +264,72 @@ void worker_run(int fd)
 
     buf_t in = BUF_INIT;
     buf_t meta = BUF_INIT;
+    bool output_pending = false; /* the last RESULT was flagged OUTPUT */
     for (;;) {
-        if (read_at_least(fd, &in, PROTO_HEADER_SIZE) < 0)
-            _exit(0); /* the master closed the channel: stop */
         uint32_t type, length;
-        proto_header_decode((const uint8_t *)in.data, &type, &length);
-        if (type != PROTO_MSG_CALL || length > MAX_FRAME) {
+        read_frame(fd, &in, 0, &type, &length);
+        if (type != PROTO_MSG_CALL) {
             log_msg(LOG_ALERT, "unexpected frame from the master (type %u, %u bytes)", type,
                     length);
             _exit(70);
         }
-        if (read_at_least(fd, &in, PROTO_HEADER_SIZE + (size_t)length) < 0)
-            _exit(0);
+        call_t call;
+        parse_call(&in, length, &call);
+        size_t consumed = PROTO_HEADER_SIZE + (size_t)length;
+        if ((call.flags & PROTO_CALL_PREFETCHED) && output_pending) {
+            consumed += await_go(fd, &in, length, call.seq);
+            parse_call(&in, length, &call); /* the buffer may have moved */
+        }
+        output_pending = false;
 
-        proto_reader_t r;
-        proto_reader_init(&r, in.data + PROTO_HEADER_SIZE, length);
-        uint32_t id_len;
-        const uint8_t *id = proto_get_bytes(&r, &id_len);
-        (void)proto_get_u32(&r); /* the timeout: the master enforces it */
-        size_t body_len;
-        const uint8_t *body = proto_get_rest(&r, &body_len);
-        if (r.error) {
-            log_msg(LOG_ALERT, "malformed CALL frame from the master");
-            _exit(70);
+        gate_outcome_t gate_says = gate_claim(gate, call.seq);
+        if (gate_says != GATE_WON) {
+            if (gate_says != GATE_CANCELLED) {
+                log_msg(LOG_ALERT, "the gate slot of call %u is in a state nobody made", call.seq);
+                _exit(70);
+            }
+            buf_consume(&in, consumed); /* taken back by the master: not ours to run */
+            continue;
         }
 
         if (memory_mib > 0)
             limit_execution();
-        PyObject *result = PyObject_CallFunction(execute, "s#y#", (const char *)id,
-                                                 (Py_ssize_t)id_len, (const char *)body,
-                                                 (Py_ssize_t)body_len);
-        buf_consume(&in, PROTO_HEADER_SIZE + (size_t)length);
+        PyObject *result = PyObject_CallFunction(execute, "s#y#", (const char *)call.id,
+                                                 (Py_ssize_t)call.id_len,
+                                                 (const char *)call.body,
+                                                 (Py_ssize_t)call.body_len);
+        buf_consume(&in, consumed);
         if (in.cap > 4 * 1024 * 1024)
             buf_free(&in); /* do not keep a 20 MiB buffer for the next hello */
 
         const char *out_body = NULL;
         Py_ssize_t out_len = 0;
         buf_clear(&meta);
-        uint32_t extra = memory_mib > 0 && headroom_short() ? PROTO_RESULT_RECYCLE : 0;
-        if (result == NULL || encode_result(result, &meta, &out_body, &out_len, extra) < 0) {
+        uint32_t flags = memory_mib > 0 && headroom_short() ? PROTO_RESULT_RECYCLE : 0;
+        if (result == NULL ||
+            encode_result(result, call.seq, &meta, &out_body, &out_len, &flags) < 0) {
             log_msg(LOG_ALERT, "pyrt_runtime.execute did not return an answer:");
             PyErr_Print();
             Py_XDECREF(result);
-            send_error(fd, 500, "pyrt internal error: the worker could not encode the answer");
+            send_error(fd, call.seq, 500,
+                       "pyrt internal error: the worker could not encode the answer");
             continue;
         }
+        output_pending = (flags & PROTO_RESULT_OUTPUT) != 0;
         if ((size_t)out_len > max_body) {
             /* Not sent: the master would refuse it anyway, and 20 MiB need not cross. */
             char msg[160];
             snprintf(msg, sizeof(msg), "response body too large: %zd bytes, the limit is %zu",
                      out_len, max_body);
             Py_DECREF(result);
-            send_error(fd, 500, msg);
+            send_error(fd, call.seq, 500, msg);
+            output_pending = false; /* the error frame carries no OUTPUT flag */
             continue;
         }
         struct iovec iov[2] = {{meta.data, meta.len}, {(void *)out_body, (size_t)out_len}};
         int rc = write_all(fd, iov, out_len ? 2 : 1);
         Py_DECREF(result);
-        if (rc < 0)
-            _exit(0);
+        if (rc < 0 || (flags & PROTO_RESULT_RECYCLE))
+            _exit(0); /* recycled: a CALL prefetched behind this one is the master's again */
     }
 }

@@ -1,9 +1,12 @@
 /* worker.h -- a worker's loop: READY, then for each CALL frame runtime.execute() and a
- * RESULT frame, until the master closes the channel. */
+ * RESULT frame, until the master closes the channel (or a RESULT asks for a
+ * replacement). */
 #ifndef PYRT_WORKER_H
 #define PYRT_WORKER_H
 
 #include <stddef.h>
+
+#include "proto/gate.h"
 
 /* --max-memory: an execution may allocate about `mib` MiB beyond the address space its
  * worker holds when it starts. Enforced with RLIMIT_AS, set before each execution:
@@ -16,7 +19,8 @@ int worker_limit_memory(long mib);
 /* --max-body: a larger response body is not sent; a 500 saying so is. */
 void worker_limit_body(size_t bytes);
 
-/* Runs on the channel fd, with the GIL held on entry; never returns. */
-void worker_run(int chan_fd) __attribute__((noreturn));
+/* Runs on the channel fd, with the GIL held on entry; never returns. `gate` is the
+ * page shared with the master (proto/gate.h). */
+void worker_run(int chan_fd, gate_t *gate) __attribute__((noreturn));
 
 #endif

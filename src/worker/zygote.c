@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -130,10 +131,10 @@ static void drop_capabilities(void)
                 strerror(errno));
 }
 
-static void become_worker(int fds[3]) __attribute__((noreturn));
+static void become_worker(int fds[4]) __attribute__((noreturn));
 
 /* In the new worker: its own fds, the master as the parent it dies with, the user. */
-static void become_worker(int fds[3])
+static void become_worker(int fds[4])
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
         _exit(1); /* the master is already gone */
@@ -144,6 +145,9 @@ static void become_worker(int fds[3])
     if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[2], STDERR_FILENO) < 0 ||
         dup2(fds[0], CHANNEL_FD) < 0)
         _exit(71);
+    gate_t *gate = mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[3], 0);
+    if (gate == MAP_FAILED)
+        _exit(76);
     /* Everything else goes: the zygote's control socket was fd 3, now the channel. */
     if (close_range(CHANNEL_FD + 1, ~0U, 0) != 0)
         for (int fd = CHANNEL_FD + 1; fd < 1024; fd++)
@@ -169,10 +173,10 @@ static void become_worker(int fds[3])
     }
     if (pyembed_call("after_fork", 0, NULL, NULL) < 0)
         _exit(73);
-    worker_run(CHANNEL_FD);
+    worker_run(CHANNEL_FD, gate);
 }
 
-static long clone_worker(int fds[3])
+static long clone_worker(int fds[4])
 {
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
@@ -186,11 +190,11 @@ static long clone_worker(int fds[3])
     return pid;
 }
 
-static void spawn(uint32_t id, int fds[3])
+static void spawn(uint32_t id, int fds[4])
 {
     long pid = clone_worker(fds);
     int saved = errno;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         (void)close(fds[i]);
     if (pid < 0) {
         char msg[128];
@@ -239,7 +243,7 @@ static int receive_spawn(void)
     proto_reader_t r;
     proto_reader_init(&r, data + PROTO_HEADER_SIZE, n >= PROTO_HEADER_SIZE ? (size_t)n - 8 : 0);
     uint32_t id = proto_get_u32(&r);
-    if (type != PROTO_MSG_SPAWN || r.error || nfds != 3) {
+    if (type != PROTO_MSG_SPAWN || r.error || nfds != 4) {
         log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds)", type, nfds);
         for (int i = 0; i < nfds; i++)
             (void)close(fds[i]);
