@@ -36,7 +36,7 @@ _code_root = "/"
 _default_file = None
 _modules = {}  # resolved path -> (module, mtime_ns, size)
 _site_dirs = set()
-_targets = {}  # (path, file) -> resolved path inside the code dir
+_targets = {}  # (path, file) -> (resolved path inside the code dir, its folder)
 _loop = None
 _cwd = None
 _wrote = False  # did this execution write to sys.stdout / sys.stderr?
@@ -302,8 +302,10 @@ def _execute(body):
 
     # Resolving costs a stat per path component: a pair once found inside the code
     # directory is remembered (a symlink changed later is not seen until a restart).
-    target = _targets.get((path, file))
-    if target is None:
+    known = _targets.get((path, file))
+    if known is not None:
+        target, folder = known
+    else:
         target = os.path.realpath(os.path.join(_code_root, path, file))
         if target != _code_root and not target.startswith(_code_root + os.sep):
             return _error(
@@ -312,7 +314,8 @@ def _execute(body):
             )
         if len(_targets) >= 1024:
             _targets.clear()
-        _targets[(path, file)] = target
+        folder = os.path.dirname(target)
+        _targets[(path, file)] = (target, folder)
     try:
         st = os.stat(target)
     except OSError:
@@ -328,7 +331,6 @@ def _execute(body):
     if not callable(main):
         return _error(500, _NO_MAIN)
 
-    folder = os.path.dirname(target)
     if _cwd != folder:
         os.chdir(folder)
         _cwd = folder

@@ -83,6 +83,11 @@ void log_set_batching(int on)
     batching = on;
 }
 
+size_t log_pending(void)
+{
+    return batch.len;
+}
+
 void log_flush(void)
 {
     if (batch.len) {

@@ -34,10 +34,12 @@ void log_write_as(log_level_t level, const char *role, pid_t pid, const char *pr
                   const char *text, size_t len);
 
 /* Batching (the master): lines collect in memory and log_flush() writes them with one
- * write(2), once per event-loop iteration; at tens of thousands of access lines a
- * second, a write per line costs more than the line. Alerts are written at once. */
+ * write(2) (the master: at most LOG_FLUSH_MS after the first, or once 16 KiB wait); at
+ * tens of thousands of access lines a second, a write per line costs more than the
+ * line. Alerts are written at once, and so is everything at exit. */
 void log_set_batching(int on);
 void log_flush(void);
+size_t log_pending(void); /* bytes waiting for log_flush() */
 
 #define log_msg(level, ...)                                                                        \
     do {                                                                                           \

@@ -28,6 +28,7 @@ static uv_loop_t *loop;
 static uv_tcp_t listener;
 static uv_signal_t sig_term, sig_int, sig_chld;
 static uv_check_t log_flusher;
+static uv_timer_t log_timer;
 static bool stopping;
 
 /* A copy of the environment as it is now (the key already removed), for the zygote. */
@@ -65,15 +66,32 @@ static void fit_connection_limit(serve_config_t *cfg)
     }
 }
 
+/* Log lines wait at most LOG_FLUSH_MS, or until 16 KiB are there: under load one
+ * write carries the lines of many loop iterations. */
+#define LOG_FLUSH_MS 5
+#define LOG_FLUSH_BYTES (16 * 1024)
+
+static void on_log_timer(uv_timer_t *t)
+{
+    (void)t;
+    log_flush();
+}
+
 static void on_loop_iteration(uv_check_t *h)
 {
     (void)h;
-    log_flush();
+    if (log_pending() >= LOG_FLUSH_BYTES) {
+        uv_timer_stop(&log_timer);
+        log_flush();
+    } else if (log_pending() > 0 && !uv_is_active((uv_handle_t *)&log_timer)) {
+        uv_timer_start(&log_timer, on_log_timer, LOG_FLUSH_MS, 0);
+    }
 }
 
 static void on_pool_stopped(void)
 {
     uv_close((uv_handle_t *)&log_flusher, NULL);
+    uv_close((uv_handle_t *)&log_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_chld, NULL);
@@ -158,6 +176,8 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     uv_check_init(loop, &log_flusher);
     uv_check_start(&log_flusher, on_loop_iteration);
     uv_unref((uv_handle_t *)&log_flusher);
+    uv_timer_init(loop, &log_timer);
+    uv_unref((uv_handle_t *)&log_timer);
     log_set_batching(1);
     log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s", cfg->host, cfg->port,
             cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir);
