@@ -1,0 +1,81 @@
+"""The benchmark cannot rot: its smoke mode (`make bench-smoke`) runs end to end.
+
+bench/bench.py --smoke starts pyrt and the C ceiling, runs each figure once and briefly
+(wrk, fairness, cold start, memory, payload, runaway), stops everything and writes its
+reports. Asserted: the reports exist, both servers answered (non-zero throughput, no
+non-2xx answer), and the script left nothing running. Nothing about speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PYRT, REPO
+
+SMOKE_TIMEOUT = 50.0
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("PYRT_SANITIZER")),
+    reason="sanitizers distort speed and memory: the benchmark smoke run is skipped "
+           "under PYRT_SANITIZER")
+
+
+def run_smoke(out: Path, ceiling: Path) -> "subprocess.CompletedProcess[str]":
+    """bench.py --smoke, bounded: past SMOKE_TIMEOUT it gets SIGINT (it stops its servers
+    on the way out), then SIGKILL, and the test fails."""
+    cmd = [sys.executable, str(REPO / "bench" / "bench.py"), "--smoke", "--out", str(out),
+           "--pyrt-bin", str(PYRT), "--ceiling-bin", str(ceiling)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+    try:
+        stdout, stderr = proc.communicate(timeout=SMOKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"bench.py --smoke still running after {SMOKE_TIMEOUT:.0f} s\n"
+                    f"{stderr[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    if not PYRT.exists():
+        pytest.fail(f"{PYRT} does not exist: build it first (make)")
+    out = tmp_path / "results"
+    result = run_smoke(out, tmp_path / "ceiling")
+    assert result.returncode == 0, f"bench.py --smoke exited {result.returncode}:\n" \
+                                   f"{result.stderr[-3000:]}"
+    for name in ("latest.md", "latest.json", "latest.tsv"):
+        assert (out / name).is_file(), f"{name} not written"
+    doc = json.loads((out / "latest.json").read_text())
+    assert doc["problems"] == [], doc["problems"]
+    assert doc["machine"]["cpus"] >= 1
+    for server in ("pyrt", "ceiling"):
+        res = doc["results"][server]
+        assert "failed" not in res, res["failed"]
+        figures = res["throughput"]
+        assert figures, f"no throughput figures for {server}"
+        for conc, fig in figures.items():
+            assert fig["rps"]["median"] > 0, f"{server} c={conc}: no request answered"
+            assert fig["errors_by_kind"]["status"] == 0, \
+                f"{server} c={conc}: {fig['errors_by_kind']['status']} non-2xx answers"
+        assert res["cold_start_ms"]["median"] > 0
+        assert res["pss_after_load_kib"] > 0
+        assert res["fairness"]["rps"] > 0
+    runaway = doc["results"]["pyrt"]["runaway"]
+    assert runaway["answered"] == len(runaway["runs"]), runaway["runs"]
+    md = (out / "latest.md").read_text()
+    assert "| pyrt |" in md and "C ceiling" in md
+    tsv = (out / "latest.tsv").read_text().splitlines()
+    assert tsv[0].split("\t")[:2] == ["server", "figure"]
+    assert any(line.startswith("pyrt\trps_median\t") for line in tsv)
