@@ -8,14 +8,19 @@ The master has already checked that the body is a JSON object with a valid
 ``timeout``; everything about the function itself is decided here.
 """
 
-import importlib.util
+# importlib.util and traceback are not imported: start-up counts (cold start to the
+# first answer), and importlib.util pulls in contextlib and more. What it would give is
+# in the import system's own modules, loaded before any code runs; traceback is
+# imported when an error needs it.
+import _frozen_importlib as _bootstrap
+import _frozen_importlib_external as _bootstrap_external
+import _imp
 import io
 import json
 import marshal
 import os
 import stat as _stat
 import sys
-import traceback
 
 import function_types
 
@@ -147,6 +152,8 @@ def _user_traceback(exc):
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
+    import traceback
+
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
@@ -156,13 +163,13 @@ def _code_for(path):
     with open(path, "rb") as f:
         source = f.read()
     try:
-        with open(importlib.util.cache_from_source(path), "rb") as f:
+        with open(_bootstrap_external.cache_from_source(path), "rb") as f:
             data = f.read()
         flags = int.from_bytes(data[4:8], "little")
         if (
-            data[:4] == importlib.util.MAGIC_NUMBER
+            data[:4] == _bootstrap_external.MAGIC_NUMBER
             and flags & 0b1
-            and data[8:16] == importlib.util.source_hash(source)
+            and data[8:16] == _imp.source_hash(_bootstrap_external._RAW_MAGIC_NUMBER, source)
         ):
             return marshal.loads(memoryview(data)[16:])
     except (OSError, ValueError, EOFError, TypeError):
@@ -178,8 +185,8 @@ def _load(path, st):
     folder = os.path.dirname(path)
     _add_function_dir(folder)
     name = os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    spec = _bootstrap_external.spec_from_file_location(name, path)
+    module = _bootstrap.module_from_spec(spec)
     # Registered under its own name (dataclasses and pickle look there) unless that
     # name belongs to another module, such as a standard one.
     previous = sys.modules.get(name)

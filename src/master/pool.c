@@ -602,7 +602,6 @@ static void kill_orphans(void)
 static void worker_exited(worker_t *w, int status)
 {
     w->exited = true;
-    kill_orphans();
     channel_drain(w);
     output_drain(&w->out);
     output_drain(&w->err);
@@ -628,6 +627,8 @@ static void worker_exited(worker_t *w, int status)
     w->state = W_DYING;
     worker_release(w);
     pool_maintain();
+    /* After the replacement's spawn: the walk of /proc takes milliseconds. */
+    kill_orphans();
 }
 
 static int send_spawn(unsigned id, int fds[SPAWN_FDS])
@@ -1072,7 +1073,16 @@ static void on_deadline(uv_timer_t *t)
         job->worker = NULL;
         log_msg(LOG_WARN, "req=%s: timed out after %s s; killing worker %d", job->id, secs,
                 (int)pid);
+        /* The answer first, then the replacement's spawn, then the kill, which walks
+         * /proc for the worker's tree (milliseconds): the client and the next
+         * executions need not wait for it. Not live any more, the worker is replaced
+         * at once; meanwhile it can do nothing more for anyone. */
+        requeue_prefetched(w, "worker killed at a deadline");
+        w->state = W_DYING;
+        finish_job_error(job, 500, msg, "timeout", pid);
+        pool_maintain();
         worker_kill(w, "killed at its execution's deadline");
+        return;
     }
     finish_job_error(job, 500, msg, "timeout", pid);
     pool_maintain();
