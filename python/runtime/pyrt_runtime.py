@@ -64,11 +64,13 @@ class _TrackedStream(io.TextIOWrapper):
 def _install_streams():
     for name, fd in (("stdout", 1), ("stderr", 2)):
         raw = io.FileIO(fd, "w", closefd=False)
+        # Each line goes to the pipe as it is printed: output written before a hang,
+        # a crash or a deadline must reach the log too.
         stream = _TrackedStream(
             io.BufferedWriter(raw),
             encoding="utf-8",
             errors="backslashreplace",
-            write_through=True,
+            line_buffering=True,
         )
         setattr(sys, name, stream)
 
@@ -216,6 +218,13 @@ def _run_awaitable(awaitable):
     return _loop.run_until_complete(awaitable)
 
 
+# What the master accepts in a header name (RFC 9110 token): checked here too, so that
+# a bad name is a 500 that names it, not a worker the master must replace.
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~"
+)
+
+
 def _headers_for(result_headers, content_type):
     headers = [("Content-Type", content_type)]
     for name, value in result_headers.items():
@@ -230,11 +239,22 @@ def _headers_for(result_headers, content_type):
             )
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise _BadResponse(f"response header {name!r} contains CR or LF")
+        if not name or len(name) > 256 or not _TOKEN_CHARS.issuperset(name):
+            raise _BadResponse(
+                f"response header name {name!r} is not an HTTP token "
+                "(letters, digits and !#$%&'*+-.^_`|~, at most 256)"
+            )
+        if "\0" in value:
+            raise _BadResponse(f"response header {name!r} contains a NUL character")
         if lower == "content-type":
             headers[0] = ("Content-Type", value)
         else:
             headers.append((name, value))
     return headers
+
+
+def _article(word):
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 class _BadResponse(Exception):
@@ -268,7 +288,8 @@ def _render(value, res):
     if isinstance(value, (bytes, bytearray)):
         return 200, [("Content-Type", _BYTES)], bytes(value), 0
     raise _BadResponse(
-        f"main returned a {type(value).__name__}, which pyrt cannot send; "
+        f"main returned {_article(type(value).__name__)} {type(value).__name__}, "
+        "which pyrt cannot send; "
         "return res.send(...), res.json(...), a dict, a list, a str or bytes"
     )
 

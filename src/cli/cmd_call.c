@@ -268,11 +268,12 @@ int cmd_call(int argc, char **argv)
     if (fd >= 0) {
         buf_t head = BUF_INIT;
         buf_appendf(&head,
-                    "POST %.*s HTTP/1.1\r\nHost: %s%s%s\r\nx-internal-challenge: %s\r\n"
+                    "POST %.*s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nx-internal-challenge: %s\r\n"
                     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                     "Connection: close\r\n\r\n",
                     (int)path_len, path, strchr(host, ':') ? "[" : "", host,
-                    strchr(host, ':') ? "]" : "", key, body.len);
+                    strchr(host, ':') ? "]" : "", (u.field_set & (1 << UF_PORT)) ? ":" : "",
+                    (u.field_set & (1 << UF_PORT)) ? port : "", key, body.len);
         buf_append(&head, body.data, body.len);
         rc = send_all(fd, head.data, head.len, deadline, err, sizeof(err));
         buf_free(&head);

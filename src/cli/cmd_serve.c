@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,27 @@ static bool is_file(const char *dir, const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* --user: a user that exists, and one this process may become (root can become any). */
+static int check_user(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+    char *end = NULL;
+    errno = 0;
+    long uid = strtol(user, &end, 10);
+    bool numeric = *user && end && *end == '\0' && errno == 0 && uid >= 0;
+    if (pw == NULL && !numeric) {
+        snprintf(err, errlen, "--user %s: no such user", user);
+        return -1;
+    }
+    uid_t want = pw ? pw->pw_uid : (uid_t)uid;
+    if (geteuid() != 0 && want != geteuid()) {
+        snprintf(err, errlen, "--user %s: switching users needs root (pyrt runs as uid %d)", user,
+                 (int)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
 int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_dir[PATH_MAX],
                         char *err, size_t errlen)
 {
@@ -39,6 +61,8 @@ int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_d
         return -1;
     }
     cfg->code_dir = code_dir;
+    if (cfg->user && check_user(cfg->user, err, errlen) < 0)
+        return -1;
     if (build_check_runtime_env(code_dir, err, errlen) < 0)
         return -1;
     if (entrypoint && *entrypoint)

@@ -99,7 +99,7 @@ void log_flush(void)
 static void emit_level(buf_t *line, log_level_t level)
 {
     buf_append(line, "\n", 1);
-    if (!batching || level >= LOG_ALERT) {
+    if (!batching || level >= LOG_WARN) {
         log_flush();
         write_out(line->data, line->len);
         return;

@@ -36,7 +36,8 @@ void log_write_as(log_level_t level, const char *role, pid_t pid, const char *pr
 /* Batching (the master): lines collect in memory and log_flush() writes them with one
  * write(2) (the master: at most LOG_FLUSH_MS after the first, or once 16 KiB wait); at
  * tens of thousands of access lines a second, a write per line costs more than the
- * line. Alerts are written at once, and so is everything at exit. */
+ * line. Warnings and worse are written at once (after what waits, in order), and so is
+ * everything at exit. */
 void log_set_batching(int on);
 void log_flush(void);
 size_t log_pending(void); /* bytes waiting for log_flush() */

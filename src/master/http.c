@@ -436,7 +436,10 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     if (c->closing)
         return;
     bool keep = !close && !draining && http_should_keep_alive(&c->parser);
-    bool no_body = status == 204 || status == 304;
+    bool no_length = status == 204 || status == 304;
+    /* HEAD: the length the body would have, but no body (it would be read as the
+     * start of the next answer). */
+    bool no_body = no_length || c->parser.method == HTTP_HEAD;
     if (!c->req.id[0])
         reqid_generate(c->req.id);
 
@@ -444,7 +447,7 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     buf_reserve(&out, 160 + headers_len + (no_body ? 0 : body_len));
     buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
     buf_append(&out, headers, headers_len);
-    if (!no_body)
+    if (!no_length)
         buf_appendf(&out, "Content-Length: %zu\r\n", body_len);
     buf_appendf(&out, "x-request-id: %s\r\n", c->req.id);
     if (!keep)

@@ -26,7 +26,7 @@ extern char **environ;
 
 static uv_loop_t *loop;
 static uv_tcp_t listener;
-static uv_signal_t sig_term, sig_int, sig_chld;
+static uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
 static uv_check_t log_flusher;
 static uv_timer_t log_timer;
 static bool stopping;
@@ -94,6 +94,7 @@ static void on_pool_stopped(void)
     uv_close((uv_handle_t *)&log_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
     uv_close((uv_handle_t *)&sig_chld, NULL);
     log_msg(LOG_INFO, "stopped");
 }
@@ -165,10 +166,13 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
         return -1;
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_hup);
     uv_signal_init(loop, &sig_chld);
     uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
     uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+    /* The terminal went away (or a supervisor's habit): stop as cleanly as on SIGTERM. */
+    uv_signal_start(&sig_hup, on_stop_signal, SIGHUP);
 
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;

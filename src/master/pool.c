@@ -842,19 +842,11 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     crash_streak = 0;
     w->answered = true;
     storm_clear(job->target);
-    if (body_len > config->max_body) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
-                 body_len, config->max_body);
-        finish_job_error(job, 500, msg, "error", w->pid);
-    } else {
-        job_answer_t a = {(int)status, headers.data ? headers.data : "", headers.len,
-                          (const char *)body, body_len, status < 500 ? "ok" : "error", w->pid};
-        job_answer(job, &a);
-        job_free(job);
-    }
-    buf_free(&headers);
 
+    /* The worker's next state before the answer leaves: a request pipelined behind
+     * this one is submitted while the answer is written, and must find the worker
+     * free. */
+    pid_t pid = w->pid;
     if (flags & PROTO_RESULT_RECYCLE) {
         /* The worker exits after such an answer; closing the channel makes sure. */
         w->state = W_DYING;
@@ -873,6 +865,19 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
             w->state = W_IDLE;
         }
     }
+
+    if (body_len > config->max_body) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
+                 body_len, config->max_body);
+        finish_job_error(job, 500, msg, "error", pid);
+    } else {
+        job_answer_t a = {(int)status, headers.data ? headers.data : "", headers.len,
+                          (const char *)body, body_len, status < 500 ? "ok" : "error", pid};
+        job_answer(job, &a);
+        job_free(job);
+    }
+    buf_free(&headers);
     dispatch();
     pool_maintain();
 }
@@ -1311,6 +1316,7 @@ static void start_zygote(void)
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
         if (sv[1] == 3)
             (void)fcntl(3, F_SETFD, 0);

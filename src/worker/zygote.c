@@ -131,6 +131,27 @@ static void drop_capabilities(void)
                 strerror(errno));
 }
 
+/* Before Python starts in the zygote, so that no user code -- a --preload import
+ * included -- runs as root or with the capabilities workers must not have. Changing
+ * the uid clears the parent-death signal: set it again. 0, or -1 with err. */
+static int drop_privileges(char *err, size_t errlen)
+{
+    if (zc.switch_user) {
+        if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
+            snprintf(err, errlen, "cannot switch to user %s (uid %d): %s", zc.user, (int)zc.uid,
+                     strerror(errno));
+            return -1;
+        }
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid) {
+            snprintf(err, errlen, "the master is gone");
+            return -1;
+        }
+    } else if (geteuid() == 0) {
+        drop_capabilities();
+    }
+    return 0;
+}
+
 static void become_worker(int fds[4]) __attribute__((noreturn));
 
 /* In the new worker: its own fds, the master as the parent it dies with, the user. */
@@ -154,16 +175,8 @@ static void become_worker(int fds[4])
             (void)close(fd);
     log_init("worker", log_min_level);
     (void)prctl(PR_SET_NAME, "pyrt-worker", 0, 0, 0);
-
-    if (zc.switch_user) {
-        if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
-            log_msg(LOG_ERROR, "cannot switch to user %s (uid %d): %s", zc.user, (int)zc.uid,
-                    strerror(errno));
-            _exit(72);
-        }
-    } else if (geteuid() == 0) {
-        drop_capabilities();
-    }
+    /* The user and capabilities are the zygote's (drop_privileges): no Python ever runs
+     * with more. */
     if (zc.max_body)
         worker_limit_body(zc.max_body);
     if (worker_limit_memory(zc.max_memory_mib) != 0) {
@@ -292,7 +305,8 @@ int cmd_zygote(int argc, char **argv)
         return 1;
     }
     (void)close(devnull);
-    if (zc.user && resolve_user(zc.user, err, sizeof(err)) < 0) {
+    if ((zc.user && resolve_user(zc.user, err, sizeof(err)) < 0) ||
+        drop_privileges(err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         return 1;
     }
