@@ -1078,10 +1078,12 @@ static void on_deadline(uv_timer_t *t)
         job->worker = NULL;
         log_msg(LOG_WARN, "req=%s: timed out after %s s; killing worker %d", job->id, secs,
                 (int)pid);
-        /* The answer first, then the replacement's spawn, then the kill, which walks
-         * /proc for the worker's tree (milliseconds): the client and the next
-         * executions need not wait for it. Not live any more, the worker is replaced
-         * at once; meanwhile it can do nothing more for anyone. */
+        /* The worker itself is SIGKILLed at once (it may be burning a CPU the
+         * replacement needs); then the answer, the replacement's spawn, and only then
+         * the walk of /proc for what the worker started (milliseconds), so that
+         * neither the client nor the next executions wait for it. */
+        if (pid > 0 && !w->exited)
+            (void)kill(pid, SIGKILL);
         requeue_prefetched(w, "worker killed at a deadline");
         w->state = W_DYING;
         finish_job_error(job, 500, msg, "timeout", pid);
