@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
+extern char **environ;
+
 #define CAPTURE_MAX (1024 * 1024)
 
 int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid,
@@ -65,4 +69,15 @@ int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+char **proc_copy_environ(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env[i] = xstrdup(environ[i]);
+    return env;
 }

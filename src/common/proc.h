@@ -16,4 +16,8 @@
 int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid,
              char *err, size_t errlen);
 
+/* A copy of the environment as it is now (NULL-terminated, each string malloc'd): what
+ * the master gives the zygote once the key is out of it. */
+char **proc_copy_environ(void);
+
 #endif

@@ -597,10 +597,7 @@ static void after_message(conn_t *c)
         conn_respond_error(c, 400, error, false, "rejected");
         return;
     }
-    if (!has_timeout)
-        timeout = config->default_timeout;
-    if (timeout > config->max_timeout)
-        timeout = config->max_timeout;
+    timeout = job_timeout(has_timeout, timeout, config);
 
     job_t *job = job_new(loop, c, answer_job, r->id, timeout);
     body_check_target(r->check, job->target, sizeof(job->target));

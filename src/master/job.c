@@ -8,6 +8,12 @@
 #include "common/json.h"
 #include "common/xalloc.h"
 
+double job_timeout(bool given, double seconds, const serve_config_t *cfg)
+{
+    double t = given ? seconds : cfg->default_timeout;
+    return t > cfg->max_timeout ? cfg->max_timeout : t;
+}
+
 job_t *job_new(uv_loop_t *loop, void *client, job_answer_fn answer, const char *id,
                double timeout)
 {

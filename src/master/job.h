@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "master/config.h"
 #include "master/reqid.h"
 
 typedef struct worker worker_t;
@@ -49,6 +50,10 @@ struct job {
     bool queued;
     struct job *prev, *next; /* queue links */
 };
+
+/* The execution's timeout: the body's if it gave one, else --default-timeout; capped at
+ * --max-timeout. */
+double job_timeout(bool given, double seconds, const serve_config_t *cfg);
 
 job_t *job_new(uv_loop_t *loop, void *client, job_answer_fn answer, const char *id,
                double timeout);

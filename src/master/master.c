@@ -16,13 +16,13 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/xalloc.h"
 #include "master/http.h"
 #include "master/pool.h"
 #include "master/reqid.h"
 #include "master/secret.h"
 
-extern char **environ;
 
 static uv_loop_t *loop;
 static uv_tcp_t listener;
@@ -31,17 +31,6 @@ static uv_check_t log_flusher;
 static uv_timer_t log_timer;
 static bool stopping;
 
-/* A copy of the environment as it is now (the key already removed), for the zygote. */
-static char **copy_environment(void)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        env[i] = xstrdup(environ[i]);
-    return env;
-}
 
 /* File descriptors bound the connections: raise the soft limit to the hard one and keep
  * a reserve for workers, pipes and the zygote. */
@@ -150,7 +139,7 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
 {
     if (secret_take(err, errlen) < 0)
         return -1;
-    char **zygote_env = copy_environment();
+    char **zygote_env = proc_copy_environ();
 
     /* Orphans of user code (a double-forked daemon) come to us, not to init, so they
      * are reaped and never outlive pyrt unnoticed. */

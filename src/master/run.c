@@ -17,13 +17,13 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/xalloc.h"
 #include "master/body.h"
 #include "master/job.h"
 #include "master/pool.h"
 #include "master/secret.h"
 
-extern char **environ;
 
 static uv_loop_t *loop;
 static uv_signal_t sig_chld;
@@ -86,10 +86,7 @@ static void on_pool_ready(void)
         body_check_free(check);
         return;
     }
-    if (!has_timeout)
-        timeout = config->default_timeout;
-    if (timeout > config->max_timeout)
-        timeout = config->max_timeout;
+    timeout = job_timeout(has_timeout, timeout, config);
 
     job_t *job = job_new(loop, answer, on_answer, answer->id, timeout);
     body_check_target(check, job->target, sizeof(job->target));
@@ -106,16 +103,6 @@ static void on_sigchld(uv_signal_t *h, int signum)
     pool_reap();
 }
 
-static char **copy_environment(void)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        env[i] = xstrdup(environ[i]);
-    return env;
-}
 
 int master_run_once(const serve_config_t *cfg, const buf_t *body, run_answer_t *out, char *err,
                     size_t errlen)
@@ -131,7 +118,7 @@ int master_run_once(const serve_config_t *cfg, const buf_t *body, run_answer_t *
     if (key && *key && secret_take(err, errlen) < 0)
         return -1;
     (void)unsetenv("INTERNAL_RUNTIME_KEY");
-    char **zygote_env = copy_environment();
+    char **zygote_env = proc_copy_environ();
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
         log_msg(LOG_WARN, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
