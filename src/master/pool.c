@@ -895,8 +895,9 @@ static void on_call_written(uv_write_t *req, int status)
 
 /* Writes a frame to the worker's channel: `head` (taken), then `body`. Most frames go
  * at once in one writev, with no write request (which would cost two epoll_ctl
- * calls); the rest waits in a request that owns it -- `body_owner`'s buffer, moved,
- * or else a copy. -1 when the channel is broken. */
+ * calls); the rest waits in a request that owns it -- `body_owner` (whose data is
+ * `body`) moved into it, or else a copy of what is left. -1 when the channel is
+ * broken. */
 static int channel_send(worker_t *w, buf_t *head, const char *body, size_t body_len,
                         buf_t *body_owner)
 {
@@ -917,14 +918,17 @@ static int channel_send(worker_t *w, buf_t *head, const char *body, size_t body_
     buf_append(&cw->head, head->data + head_done, head->len - head_done);
     buf_free(head);
     size_t body_done = done - head_done;
-    if (body_owner && body_done == 0) {
-        cw->body = *body_owner;
+    const char *body_rest;
+    if (body_owner) {
+        cw->body = *body_owner; /* no copy of a 20 MiB body: it moves */
         buf_init(body_owner);
+        body_rest = cw->body.data ? cw->body.data + body_done : "";
     } else {
         buf_append(&cw->body, body + body_done, body_len - body_done);
+        body_rest = cw->body.data ? cw->body.data : "";
     }
     uv_buf_t rest[2] = {uv_buf_init(cw->head.data ? cw->head.data : "", (unsigned int)cw->head.len),
-                        uv_buf_init(cw->body.data ? cw->body.data : "", (unsigned int)cw->body.len)};
+                        uv_buf_init((char *)body_rest, (unsigned int)(body_len - body_done))};
     rc = uv_write(&cw->req, (uv_stream_t *)&w->chan, rest, 2, on_call_written);
     if (rc != 0) {
         buf_free(&cw->head);
