@@ -285,7 +285,9 @@ void worker_run(int fd, gate_t *gate)
         gate_outcome_t gate_says = gate_claim(gate, call.seq);
         if (gate_says != GATE_WON) {
             if (gate_says != GATE_CANCELLED) {
-                log_msg(LOG_ALERT, "the gate slot of call %u is in a state nobody made", call.seq);
+                /* Only user code can have written that: this worker is not to be trusted. */
+                log_msg(LOG_ERROR, "the gate slot of call %u is in a state nobody made",
+                        call.seq);
                 _exit(70);
             }
             buf_consume(&in, consumed); /* taken back by the master: not ours to run */
@@ -299,8 +301,10 @@ void worker_run(int fd, gate_t *gate)
                                                  (const char *)call.body,
                                                  (Py_ssize_t)call.body_len);
         buf_consume(&in, consumed);
-        if (in.cap > 4 * 1024 * 1024)
-            buf_free(&in); /* do not keep a 20 MiB buffer for the next hello */
+        /* Do not keep a 20 MiB buffer for the next hello -- unless it already holds
+         * (part of) the next CALL, prefetched behind this one. */
+        if (in.cap > 4 * 1024 * 1024 && in.len == 0)
+            buf_free(&in);
 
         const char *out_body = NULL;
         Py_ssize_t out_len = 0;

@@ -152,3 +152,21 @@ def test_max_queue_counts_what_waits_behind_a_worker(server_factory: ServerFacto
     status, _, raw = post(server.port, body(marker="x"), timeout=30)
     assert status == 503 and json.loads(raw)["message"] == "Server busy"
     assert par.join(30)[0][0] == 200
+
+
+def test_a_small_call_behind_a_large_one_survives(server_factory: ServerFactory) -> None:
+    """The worker reads a large body in big chunks, which can take in the start of the
+    CALL prefetched behind it; that CALL must survive the worker dropping its big
+    buffer."""
+    server = server_factory(["--workers", "1"], files={"fn/index.py": MARKER_FN})
+    par = Parallel()
+    big = "x" * (6 * 1024 * 1024)
+    for i in range(3):
+        par.start(lambda: post(server.port, body(sleep=0.3, marker="big", pad=big), timeout=60))
+        time.sleep(0.05)
+        par.start(lambda i=i: post(server.port, body(marker=f"small{i}"), timeout=60))
+        time.sleep(0.4)
+    results = par.join(60)
+    assert [r[0] for r in results] == [200] * 6, [r[2][:200] for r in results]
+    assert sorted(json.loads(r[2])["marker"] for r in results) == [
+        "big", "big", "big", "small0", "small1", "small2"]
