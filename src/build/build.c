@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,25 +118,12 @@ static int check_symlinks(build_t *b)
 
 /* -------------------------------------------------------- requirements ---- */
 
-static int read_file(const char *path, buf_t *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -1;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_append(out, chunk, n);
-    fclose(f);
-    return 0;
-}
-
 /* The digest of a requirements file and, recursively, of the files it names with
  * -r/--requirement and -c/--constraint (relative to its own folder, as pip reads them). */
 static int digest_requirements(build_t *b, const char *path, int depth, unsigned long long *h)
 {
     buf_t text = BUF_INIT;
-    if (depth > MAX_INCLUDE_DEPTH || read_file(path, &text) < 0) {
+    if (depth > MAX_INCLUDE_DEPTH || buf_read_file(&text, path, SIZE_MAX) < 0) {
         snprintf(b->err, b->errlen, "cannot read requirements file %s: %s", path,
                  depth > MAX_INCLUDE_DEPTH ? "-r/-c nested too deeply" : strerror(errno));
         buf_free(&text);
@@ -428,7 +416,7 @@ int build_run(const build_options_t *opts, char *err, size_t errlen)
     snprintf(state_path, sizeof(state_path), "%s/%s", b.dir, STATE_FILE);
     snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b.dir);
     char venv_err[256];
-    bool current = !opts->force && read_file(state_path, &old) == 0 && old.data &&
+    bool current = !opts->force && buf_read_file(&old, state_path, SIZE_MAX) == 0 && old.data &&
                    strcmp(old.data, state) == 0 && access(python, X_OK) == 0 &&
                    build_check_runtime_env(b.dir, venv_err, sizeof(venv_err)) == 0;
     buf_free(&old);

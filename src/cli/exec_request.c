@@ -15,39 +15,17 @@
 #include "common/json.h"
 #include "common/xalloc.h"
 
-static int read_file(const char *path, size_t max, buf_t *out, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "--payload @%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char chunk[64 * 1024];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        buf_append(out, chunk, n);
-        if (out->len > max) {
-            fclose(f);
-            snprintf(err, errlen, "--payload @%s: larger than the body limit (%zu bytes)", path,
-                     max);
-            return -1;
-        }
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        snprintf(err, errlen, "--payload @%s: read error", path);
-        return -1;
-    }
-    return 0;
-}
-
 static int append_payload(const char *given, size_t max_body, buf_t *out, char *err,
                           size_t errlen)
 {
     buf_t text = BUF_INIT;
     if (given[0] == '@') {
-        if (read_file(given + 1, max_body, &text, err, errlen) < 0) {
+        if (buf_read_file(&text, given + 1, max_body) < 0) {
+            if (errno == EFBIG)
+                snprintf(err, errlen, "--payload @%s: larger than the body limit (%zu bytes)",
+                         given + 1, max_body);
+            else
+                snprintf(err, errlen, "--payload @%s: %s", given + 1, strerror(errno));
             buf_free(&text);
             return -1;
         }

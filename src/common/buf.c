@@ -1,6 +1,7 @@
 /* buf.c -- a growable byte buffer that owns its memory. */
 #include "common/buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,4 +91,31 @@ char *buf_steal(buf_t *b)
     char *p = b->data;
     buf_init(b);
     return p;
+}
+
+int buf_read_file(buf_t *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    char chunk[64 * 1024];
+    size_t n, total = 0;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        total += n;
+        if (total > max) {
+            errno = EFBIG;
+            rc = -1;
+            break;
+        }
+        buf_append(b, chunk, n);
+    }
+    if (rc == 0 && ferror(f)) {
+        errno = EIO;
+        rc = -1;
+    }
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return rc;
 }

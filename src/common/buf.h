@@ -26,4 +26,7 @@ void buf_consume(buf_t *b, size_t n);               /* drops the first n bytes *
 void buf_clear(buf_t *b);                           /* len = 0, keeps the memory */
 char *buf_steal(buf_t *b);                          /* caller owns the data, b is empty */
 
+/* Appends the whole file at `path`. 0, or -1 with errno (EFBIG past `max` bytes). */
+int buf_read_file(buf_t *b, const char *path, size_t max);
+
 #endif
