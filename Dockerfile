@@ -22,19 +22,9 @@ ARG DEBIAN_FRONTEND=noninteractive
 # when it has them (the official image: /usr/local/include/python3.X); only a Debian
 # Python without them gets python3-dev. Installing Debian's python3-dev next to the
 # official image's Python would bring a second interpreter (3.11) and its headers.
-RUN set -eu; \
-    pkgs="gcc libc6-dev make pkg-config binutils libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev"; \
-    py=$(command -v python3); \
-    inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
-    if [ ! -f "$inc/Python.h" ] || ! command -v "$py-config" >/dev/null; then \
-        case "$py" in \
-            /usr/bin/*) pkgs="$pkgs python3-dev" ;; \
-            *) echo "no Python.h under $inc or no $py-config in the base image" >&2; exit 1 ;; \
-        esac; \
-    fi; \
-    apt-get update -qq; \
-    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null; \
-    rm -rf /var/lib/apt/lists/*
+COPY docker/install-build-deps.sh /usr/local/src/
+RUN sh /usr/local/src/install-build-deps.sh gcc libc6-dev make pkg-config binutils \
+    libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev
 
 WORKDIR /src
 COPY Makefile ./
@@ -98,19 +88,8 @@ CMD ["/usr/local/src/launch.sh"]
 # (libpq-dev, ...) are the user's to add in a derived image.
 FROM common AS toolchain
 ARG DEBIAN_FRONTEND=noninteractive
-RUN set -eu; \
-    pkgs="gcc g++ libc6-dev make pkg-config"; \
-    py=$(command -v python3); \
-    inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
-    if [ ! -f "$inc/Python.h" ]; then \
-        case "$py" in \
-            /usr/bin/*) pkgs="$pkgs python3-dev" ;; \
-            *) echo "no Python.h under $inc in the base image" >&2; exit 1 ;; \
-        esac; \
-    fi; \
-    apt-get update -qq; \
-    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null; \
-    rm -rf /var/lib/apt/lists/*
+COPY docker/install-build-deps.sh /usr/local/src/
+RUN sh /usr/local/src/install-build-deps.sh gcc g++ libc6-dev make pkg-config
 COPY --from=build /out/ /
 COPY docker/build.sh docker/launch.sh /usr/local/src/
 RUN chmod 0755 /usr/local/src/build.sh /usr/local/src/launch.sh && /usr/local/bin/pyrt --version
