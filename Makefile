@@ -52,14 +52,14 @@ ifeq ($(V),)
 endif
 
 CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c \
-           src/common/sysinfo.c src/proto/proto.c src/cli/opts.c
+           src/common/sysinfo.c src/common/contract.c src/proto/proto.c src/cli/opts.c
 MASTER_SRC = src/master/master.c src/master/http.c src/master/body.c src/master/pool.c \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/reqid.c src/master/secret.c \
-             src/master/run.c
+             src/master/run.c src/master/execlog.c
 WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/pyembed.c
 BUILD_SRC = src/build/build.c src/tar/pack.c src/tar/extract.c src/common/proc.c
 CLI_SRC = src/main.c src/cli/cmd_serve.c src/cli/cmd_build.c src/cli/cmd_pack.c src/cli/cmd_launch.c \
-          src/cli/cmd_run.c src/cli/cmd_call.c src/cli/exec_request.c
+          src/cli/cmd_run.c src/cli/cmd_call.c src/cli/exec_request.c src/cli/contract.c
 SRC = $(CORE_SRC) $(MASTER_SRC) $(WORKER_SRC) $(BUILD_SRC) $(CLI_SRC)
 OBJ = $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/worker/embedded.o
 DEPS = $(OBJ:.o=.d)

@@ -1,11 +1,15 @@
 """pyrt's Python side: runs one execution inside a worker.
 
 Embedded in the pyrt binary and imported once in the zygote, before any worker is
-forked. The C worker loop reads a CALL frame and calls ``execute(request_id, body)``;
-what it returns becomes the RESULT frame: ``(status, headers, body, flags)``.
+forked. The C worker loop reads a CALL frame and calls ``execute(request_id, body)``
+(the seed and v2 contracts: a JSON body) or ``execute_http(request_id, method, target,
+headers, body)`` (v5: the HTTP request itself); what it returns becomes the RESULT
+frame: ``(status, headers, body, flags)``.
 
-The master has already checked that the body is a JSON object with a valid
-``timeout``; everything about the function itself is decided here.
+The master has already checked the secret, the framing and (seed, v2) that the body is
+a JSON object with a valid ``timeout``; everything about the function itself is decided
+here. Under v5, what must not reach the public (tracebacks, reasons) goes to the
+execution's errors file through ``_pyrt_worker.log`` and the body stays empty.
 """
 
 # importlib.util and traceback are not imported: start-up counts (cold start to the
@@ -22,6 +26,7 @@ import os
 import stat as _stat
 import sys
 
+import _pyrt_worker
 import function_types
 
 _Request = function_types.Request
@@ -48,6 +53,10 @@ _wrote = False  # did this execution write to sys.stdout / sys.stderr?
 _OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
 _RECYCLE_FLAG = 0x1  # PROTO_RESULT_RECYCLE: replace this worker after the answer
 _hit_memory_limit = False
+_contract = "seed"
+_forced_headers = {}  # v5: OPEN_RUNTIMES_HEADERS, lower-case names, str values
+_capture = None  # v2: [stdout parts, stderr parts] of the running execution
+_arity = {}  # main -> 1 (main(context)) or 2 (main(req, res))
 
 
 class _TrackedStream(io.TextIOWrapper):
@@ -58,6 +67,8 @@ class _TrackedStream(io.TextIOWrapper):
     def write(self, s):
         global _wrote
         _wrote = True
+        if _capture is not None:  # v2: the answer's envelope carries it too
+            _capture[self is sys.stderr].append(str(s))
         return super().write(s)
 
 
@@ -75,11 +86,15 @@ def _install_streams():
         setattr(sys, name, stream)
 
 
-def configure(code_root, default_file):
-    """Called once in the zygote: the served folder and its default entry file."""
-    global _code_root, _default_file, _cwd
+def configure(code_root, default_file, contract="seed"):
+    """Called once in the zygote: the served folder, its default entry file and the
+    contract (seed, v5 or v2)."""
+    global _code_root, _default_file, _cwd, _contract, _forced_headers
     _code_root = os.path.realpath(code_root)
     _default_file = default_file or None
+    _contract = contract
+    if contract == "v5":
+        _forced_headers = _parse_forced_headers(os.environ.get("OPEN_RUNTIMES_HEADERS"))
     _add_function_dir(_code_root)
     os.chdir(_code_root)
     _cwd = _code_root
@@ -152,7 +167,13 @@ def _user_traceback(exc):
     if isinstance(exc, MemoryError):
         _hit_memory_limit = True  # a worker that hit --max-memory is replaced
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    # pyrt's frames, and asyncio's when it ran an async main, come first
+    asyncio = sys.modules.get("asyncio")
+    asyncio_dir = os.path.dirname(asyncio.__file__) + os.sep if asyncio else None
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__
+        or (asyncio_dir and tb.tb_frame.f_code.co_filename.startswith(asyncio_dir))
+    ):
         tb = tb.tb_next
     import traceback
 
@@ -307,8 +328,63 @@ class _BadRequest(Exception):
     pass
 
 
-def _execute(body):
+class _NotRunnable(Exception):
+    """The function cannot run: its file is outside the code directory, missing or not a
+    file, or importing it failed, or it has no `main`. The message says which."""
+
+
+def _locate(path, file):
+    """The file to run: (its resolved path, its folder, its stat) -- one stat per
+    execution. Resolving costs a stat per path component: a pair once found inside the
+    code directory is remembered (a symlink changed later is not seen until a
+    restart)."""
+    known = _targets.get((path, file))
+    if known is not None:
+        target, folder = known
+    else:
+        target = os.path.realpath(os.path.join(_code_root, path, file))
+        if target != _code_root and not target.startswith(_code_root + os.sep):
+            raise _NotRunnable(
+                f"file {file!r} in {path!r} resolves outside the code directory {_code_root}"
+            )
+        if len(_targets) >= 1024:
+            _targets.clear()
+        folder = os.path.dirname(target)
+        _targets[(path, file)] = (target, folder)
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise _NotRunnable(f"file {file!r} not found in {path!r}") from None
+    if not _stat.S_ISREG(st.st_mode):
+        raise _NotRunnable(f"file {file!r} in {path!r} is not a regular file")
+    return target, folder, st
+
+
+def _find_main(path, file):
+    """The seed's and v2's way to the function: locate, import, `main`, then its folder
+    as the working directory. Raises _NotRunnable with the message for a 500 (v5 words
+    its own: see _load_v5_main)."""
+    target, folder, st = _locate(path, file)
+    try:
+        module = _load(target, st)
+    except BaseException as e:
+        raise _NotRunnable(_user_traceback(e)) from None
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise _NotRunnable(_NO_MAIN)
+    _enter(folder)
+    return main
+
+
+def _enter(folder):
+    """The function's folder is the working directory while it runs."""
     global _cwd
+    if _cwd != folder:
+        os.chdir(folder)
+        _cwd = folder
+
+
+def _execute(body):
     try:
         data = json.loads(body)
     except RecursionError:
@@ -328,40 +404,10 @@ def _execute(body):
     if not path or not file:
         return _error(500, "no path or file specified")
 
-    # Resolving costs a stat per path component: a pair once found inside the code
-    # directory is remembered (a symlink changed later is not seen until a restart).
-    known = _targets.get((path, file))
-    if known is not None:
-        target, folder = known
-    else:
-        target = os.path.realpath(os.path.join(_code_root, path, file))
-        if target != _code_root and not target.startswith(_code_root + os.sep):
-            return _error(
-                500,
-                f"file {file!r} in {path!r} resolves outside the code directory {_code_root}",
-            )
-        if len(_targets) >= 1024:
-            _targets.clear()
-        folder = os.path.dirname(target)
-        _targets[(path, file)] = (target, folder)
     try:
-        st = os.stat(target)
-    except OSError:
-        return _error(500, f"file {file!r} not found in {path!r}")
-    if not _stat.S_ISREG(st.st_mode):  # from the same stat: one per execution
-        return _error(500, f"file {file!r} in {path!r} is not a regular file")
-
-    try:
-        module = _load(target, st)
-    except BaseException as e:
-        return _error(500, _user_traceback(e))
-    main = getattr(module, "main", None)
-    if not callable(main):
-        return _error(500, _NO_MAIN)
-
-    if _cwd != folder:
-        os.chdir(folder)
-        _cwd = folder
+        main = _find_main(path, file)
+    except _NotRunnable as e:
+        return _error(500, str(e))
     req = _Request(payload, env, headers)
     res = _Response()
     try:
@@ -377,14 +423,35 @@ def _execute(body):
 
 
 def execute(request_id, body):
-    """One execution. Never raises: every failure is an answer."""
+    """One execution (seed, v2). Never raises: every failure is an answer."""
     global _wrote, _hit_memory_limit
     _wrote = False
     _hit_memory_limit = False
     try:
-        status, headers, out, flags = _execute(body)
+        if _contract == "v2":
+            status, headers, out, flags = _execute_v2(body)
+        else:
+            status, headers, out, flags = _execute(body)
     except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
         status, headers, out, flags = _error(500, "pyrt internal error: " + _user_traceback(e))
+    return _finish(status, headers, out, flags)
+
+
+def execute_http(request_id, method, target, headers, body):
+    """One v5 execution. Never raises: every failure is an answer."""
+    global _wrote, _hit_memory_limit
+    _wrote = False
+    _hit_memory_limit = False
+    try:
+        status, out_headers, out, flags = _execute_v5(method, target, headers, body)
+    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
+        status, out_headers, out, flags = _v5_error(
+            500, "pyrt internal error: " + _user_traceback(e)
+        )
+    return _finish(status, out_headers, out, flags)
+
+
+def _finish(status, headers, out, flags):
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -395,3 +462,250 @@ def execute(request_id, body):
     if _hit_memory_limit:
         flags |= _RECYCLE_FLAG
     return status, headers, out, flags
+
+
+# ------------------------------------------------------------ open-runtimes v5
+
+_V5_TEXT = "text/plain; charset=utf-8"
+_V5_NO_RETURN = (
+    "Return statement missing. return context.res.empty() if no response is expected."
+)
+_V5_NO_MAIN = "Function signature invalid. Did you forget to export a 'main' function?"
+_ContextOutput = function_types.ContextOutput
+
+
+def _parse_forced_headers(text):
+    """OPEN_RUNTIMES_HEADERS: a JSON object forced over every request's headers (names
+    lower-cased, values as str() gives them). Anything else forces nothing."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k).lower(): str(v) for k, v in value.items()}
+
+
+def _v5_error(status, message):
+    """An answer with an empty body; the reason goes to the execution's errors file."""
+    _pyrt_worker.log(1, message.rstrip("\n"))
+    return status, [("content-type", _V5_TEXT)], b"", 0
+
+
+def _v5_request(method, target, raw_headers, body):
+    """context.req from what the master forwarded (names already lower-case)."""
+    headers = {}
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("utf-8", "surrogateescape")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    scheme = headers.get("x-forwarded-proto", "http")
+    host, port = function_types.split_host(headers.get("host", ""), scheme)
+    headers.update(_forced_headers)
+    req = function_types.ContextRequest.__new__(function_types.ContextRequest)
+    req.method = method.decode("latin-1")
+    req.headers = headers
+    req.body_binary = body
+    req._set_target(scheme, host, port, target.decode("utf-8", "surrogateescape"))
+    return req
+
+
+def _arity_of(main):
+    """2 for a main(req, res) function, else 1 (main(context))."""
+    known = _arity.get(main)
+    if known is not None:
+        return known
+    code = getattr(main, "__code__", None)
+    if code is not None and not hasattr(main, "__self__"):
+        positional = code.co_argcount
+        required = positional - len(getattr(main, "__defaults__", None) or ())
+    else:
+        import inspect
+
+        try:
+            params = [
+                p
+                for p in inspect.signature(main).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        except (TypeError, ValueError):
+            params = []
+        positional = len(params)
+        required = sum(1 for p in params if p.default is p.empty)
+    arity = 2 if required >= 2 or (required < 1 and positional >= 2) else 1
+    if len(_arity) >= 1024:
+        _arity.clear()
+    _arity[main] = arity
+    return arity
+
+
+def _load_v5_main():
+    """The entry point's main, or (status, headers, body, flags): a 503 whose reason is
+    in the errors file -- the server keeps answering while the entry point is broken."""
+    file = _default_file
+    if file is None:
+        return _v5_error(
+            503, "Failed to load entrypoint: none given (set OPEN_RUNTIMES_ENTRYPOINT)."
+        )
+    try:
+        target, folder, st = _locate(_code_root, file)
+    except _NotRunnable:
+        return _v5_error(503, f"Failed to load entrypoint, file {file} does not exist.")
+    try:
+        module = _load(target, st)
+    except ModuleNotFoundError as e:
+        return _v5_error(503, f"Module not found: {e.name}\n{_user_traceback(e)}")
+    except SyntaxError as e:
+        return _v5_error(503, f"Syntax error in {e.filename}:{e.lineno}: {e.msg}")
+    except BaseException as e:
+        return _v5_error(503, "Failed to load module: " + _user_traceback(e))
+    main = getattr(module, "main", None)
+    if not callable(main):
+        return _v5_error(503, f"{file}: {_V5_NO_MAIN}")
+    _enter(folder)
+    return main
+
+
+def _execute_v5(method, target, raw_headers, body):
+    main = _load_v5_main()
+    if isinstance(main, tuple):
+        return main
+    req = _v5_request(method, target, raw_headers, body)
+    res = function_types.ContextResponse()
+    legacy = _arity_of(main) == 2
+    try:
+        if legacy:  # a seed-style function: req has payload and env too
+            value = main(req, res)
+        else:
+            value = main(function_types.Context(req, res, _pyrt_worker.log))
+        if hasattr(value, "__await__"):
+            value = _run_awaitable(value)
+    except BaseException as e:
+        return _v5_error(500, _user_traceback(e))
+    if value is None and legacy:
+        value = res.last
+    if value is None:
+        return _v5_error(500, _V5_NO_RETURN)
+    try:
+        return _render_v5(value, legacy)
+    except _BadResponse as e:
+        return _v5_error(500, str(e))
+
+
+def _v5_output(value, legacy):
+    """(body, status, headers) of what main returned."""
+    if isinstance(value, dict) and (not legacy or isinstance(value, _ContextOutput)):
+        # open-runtimes reads these keys with defaults; so do we
+        return value.get("body", ""), value.get("statusCode", 200), value.get("headers")
+    if legacy:  # the seed's return rules
+        if isinstance(value, _Result):
+            body = _to_json(value.body) if value.is_json else value.body
+            headers = {"content-type": value.content_type}
+            headers.update(value.headers)
+            return body, value.status, headers
+        if isinstance(value, (dict, list)):
+            return _to_json(value), 200, {"content-type": "application/json"}
+        if isinstance(value, (str, bytes, bytearray)):
+            return value, 200, None
+    raise _BadResponse(
+        f"main returned {_article(type(value).__name__)} {type(value).__name__}; return "
+        "context.res.text(...), .json(...), .binary(...), .empty() or .redirect(...)"
+    )
+
+
+def _render_v5(value, legacy):
+    body, status, headers = _v5_output(value, legacy)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif isinstance(body, (bytes, bytearray)):
+        body = bytes(body)
+    else:
+        raise _BadResponse(f"response body must be str or bytes, not {type(body).__name__}")
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise _BadResponse(f"response status must be an int from 200 to 599, got {status!r}")
+    if headers is None:
+        headers = {}
+    if not hasattr(headers, "items"):
+        raise _BadResponse(f"response headers must be a dict, not {type(headers).__name__}")
+    content_type = "text/plain"
+    lines = []
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise _BadResponse(f"response header name {name!r} is not a string")
+        lower = name.lower()
+        # The executor's own headers, and those that frame the answer (pyrt's job)
+        if lower.startswith("x-open-runtimes-") or lower in _RESERVED_HEADERS:
+            continue
+        if not lower or len(lower) > 256 or not _TOKEN_CHARS.issuperset(lower):
+            raise _BadResponse(f"response header name {name!r} is not an HTTP token")
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            text = item if isinstance(item, str) else str(item)
+            if "\r" in text or "\n" in text or "\0" in text:
+                raise _BadResponse(f"response header {name!r} contains CR, LF or NUL")
+            if lower == "content-type":
+                content_type = text
+            else:
+                lines.append((lower, text))
+    content_type = content_type.lower()
+    if not content_type.startswith("multipart/") and "charset=" not in content_type:
+        content_type += "; charset=utf-8"
+    lines.insert(0, ("content-type", content_type))
+    return status, lines, body, 0
+
+
+# ------------------------------------------------------------ the executor's v2
+
+
+def _v2_answer(status, envelope):
+    return status, [("Content-Type", _JSON)], json.dumps(envelope).encode("utf-8"), 0
+
+
+def _v2_error(status, message, stdout=""):
+    return _v2_answer(status, {"stdout": stdout, "stderr": message})
+
+
+def _execute_v2(body):
+    global _capture
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        return _v2_error(400, f"request body is not valid JSON: {e}")
+    if not isinstance(data, dict):
+        return _v2_error(400, "request body must be a JSON object")
+    try:
+        variables = _field(data, "variables", dict, {})
+        headers = _field(data, "headers", dict, {})
+    except _BadRequest as e:
+        return _v2_error(400, str(e))
+    payload = data.get("payload", "")
+    if _default_file is None:
+        return _v2_error(500, "no entry point: set INTERNAL_RUNTIME_ENTRYPOINT")
+    try:
+        main = _find_main(_code_root, _default_file)
+    except _NotRunnable as e:
+        return _v2_error(500, str(e))
+    req = function_types.LegacyRequest(variables, payload, headers)
+    res = function_types.LegacyResponse()
+    captured = _capture = [[], []]
+    try:
+        value = main(req, res)
+        if hasattr(value, "__await__"):
+            _run_awaitable(value)
+    except BaseException as e:
+        trace = _user_traceback(e)
+        err = "".join(captured[1])
+        stderr = err + ("" if not err or err.endswith("\n") else "\n") + trace
+        return _v2_error(500, stderr, "".join(captured[0]))
+    finally:
+        _capture = None
+    stdout, stderr = "".join(captured[0]), "".join(captured[1])
+    status = res.status
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        return _v2_error(500, f"status must be an int from 200 to 599, got {status!r}", stdout)
+    envelope = {"response": res.response, "stdout": stdout}
+    if stderr:
+        envelope["stderr"] = stderr
+    try:
+        return _v2_answer(status, envelope)
+    except (TypeError, ValueError, RecursionError) as e:
+        return _v2_error(500, f"response is not JSON serializable: {e}", stdout)

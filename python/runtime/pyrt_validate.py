@@ -3,7 +3,8 @@
     python -I -B -c <this> CODE_DIR ENTRY TYPES_DIR
 
 Exit 0 when ENTRY (relative to CODE_DIR) exists inside it, compiles, and importing it
-defines a callable ``main`` that takes two positional arguments; otherwise one message
+defines a callable ``main`` that takes one positional argument (``context``, the v5
+contract) or two (``req, res``); otherwise one message
 on stderr naming the file (and the line, for a syntax error) and exit 1.
 """
 
@@ -45,15 +46,23 @@ def check(code_dir, entry):
         fail(f"{path}: importing it failed:\n{traceback.format_exc()}")
     main = getattr(module, "main", None)
     if main is None:
-        fail(f"{path}: defines no `main`; pyrt calls main(req, res)")
+        fail(f"{path}: defines no `main`; pyrt calls main(context) or main(req, res)")
     if not callable(main):
         fail(f"{path}: `main` is a {type(main).__name__}, not a function")
     try:
-        inspect.signature(main).bind(None, None)
-    except TypeError:
-        fail(f"{path}: main{inspect.signature(main)} cannot be called as main(req, res)")
+        signature = inspect.signature(main)
     except ValueError:
-        pass  # no signature to read (a builtin): let it be
+        return  # no signature to read (a builtin): let it be
+    for args in ((None,), (None, None)):
+        try:
+            signature.bind(*args)
+            return
+        except TypeError:
+            pass
+    fail(
+        f"{path}: main{signature} cannot be called as main(context) "
+        "or main(req, res)"
+    )
 
 
 if __name__ == "__main__":

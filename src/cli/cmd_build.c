@@ -3,6 +3,7 @@
 
 #include "build/build.h"
 #include "cli/commands.h"
+#include "cli/contract.h"
 #include "cli/opts.h"
 
 int cmd_build(int argc, char **argv)
@@ -10,7 +11,8 @@ int cmd_build(int argc, char **argv)
     build_options_t o = {.dir = "."};
     const opt_spec_t specs[] = {
         {"entrypoint", 0, OPT_STRING, &o.entrypoint, "ENTRYPOINT_NAME", 0, 0, "FILE",
-         "the file that defines main (default main.py, else index.py)"},
+         "the file that defines main (default: OPEN_RUNTIMES_ENTRYPOINT, "
+         "INTERNAL_RUNTIME_ENTRYPOINT, main.py, index.py)"},
         {"force", 'f', OPT_FLAG, &o.force, "PYRT_FORCE", 0, 0, NULL,
          "make runtime-env anew even if the requirements did not change"},
         {"user", 'u', OPT_STRING, &o.user, "PYRT_USER", 0, 0, "NAME|UID",
@@ -36,6 +38,8 @@ int cmd_build(int argc, char **argv)
     }
     if (npos)
         o.dir = positional[0];
+    if (o.entrypoint == NULL || *o.entrypoint == '\0')
+        o.entrypoint = contract_entrypoint_from_env();
     if (build_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt build: %s\n", err);
         return 1;

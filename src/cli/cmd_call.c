@@ -245,7 +245,7 @@ int cmd_call(int argc, char **argv)
         return 2;
     }
     buf_t body = BUF_INIT;
-    if (exec_request_body(&req, (size_t)1 << 30, &body, err, sizeof(err)) < 0) {
+    if (exec_request_body(&req, "env", (size_t)1 << 30, &body, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt call: %s\n", err);
         buf_free(&body);
         return 2;

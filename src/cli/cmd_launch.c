@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/contract.h"
 #include "cli/opts.h"
 #include "common/xalloc.h"
 #include "tar/tar.h"
@@ -40,6 +41,7 @@ int cmd_launch(int argc, char **argv)
     char **rest = xcalloc((size_t)argc + 3, sizeof(char *));
     int nrest = 0;
     bool code_dir_given = false;
+    const char *contract_flag = getenv("PYRT_CONTRACT");
     for (int i = 0; i < argc; i++) {
         int consumed = 0;
         const char *v;
@@ -58,20 +60,23 @@ int cmd_launch(int argc, char **argv)
             i += consumed - 1;
             continue;
         }
+        if ((v = value_of(argc, argv, i, "--contract", &consumed)) != NULL)
+            contract_flag = v; /* also passed on to serve */
         if ((v = value_of(argc, argv, i, "--code-dir", &consumed)) != NULL) {
             code_dir = v;
             code_dir_given = true;
         }
         rest[nrest++] = argv[i];
     }
-    const char *key = getenv("INTERNAL_RUNTIME_KEY");
-    if (key == NULL || *key == '\0') {
-        fprintf(stderr, "pyrt launch: INTERNAL_RUNTIME_KEY is not set or empty: set it to the "
-                        "key clients send in the x-internal-challenge header\n");
+    /* The secret is checked before anything is extracted; `serve` takes it. */
+    char err[PYRT_ERR_LEN];
+    contract_t contract;
+    if (contract_resolve(contract_flag, &contract, err, sizeof(err)) < 0 ||
+        contract_check_secret(contract, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pyrt launch: %s\n", err);
         free(rest);
         return 1;
     }
-    char err[PYRT_ERR_LEN];
     if (tar_extract(archive, code_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt launch: %s\n", err);
         free(rest);

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/exec_request.h"
+#include "common/contract.h"
 #include "cli/opts.h"
 #include "cli/serve_setup.h"
 #include "common/log.h"
@@ -21,13 +22,47 @@ static void write_output(const char *stream, const char *text, size_t len)
     fprintf(stderr, "%.*s\n", (int)len, text);
 }
 
+/* The execution from the flags: v5 takes an HTTP request (--method, --path, --body,
+ * --header), the others a JSON body (--payload, --env, --header, --file). Flags of the
+ * other kind are refused by name rather than ignored. 0, or -1 with err. */
+static int build_request(const serve_config_t *cfg, const exec_request_t *req,
+                         const char *method, const char *target, const char *http_body,
+                         run_request_t *run, char *err, size_t errlen)
+{
+    if (cfg->contract != CONTRACT_V5) {
+        const char *v5_only = method ? "--method" : target ? "--path" : http_body ? "--body" : NULL;
+        if (v5_only) {
+            snprintf(err, errlen, "%s is for --contract v5 (this runs the %s contract)", v5_only,
+                     contract_name(cfg->contract));
+            return -1;
+        }
+        return exec_request_body(req, cfg->contract == CONTRACT_V2 ? "variables" : "env",
+                                 cfg->max_body, &run->body, err, errlen);
+    }
+    const char *seed_only = req->payload ? "--payload" : req->env.count ? "--env"
+                                                     : req->file      ? "--file"
+                                                                      : NULL;
+    if (seed_only) {
+        snprintf(err, errlen, "%s is not part of the v5 contract: use --body and --header",
+                 seed_only);
+        return -1;
+    }
+    if (req->timeout && (opts_parse_double(req->timeout, &run->timeout) < 0 ||
+                         !(run->timeout > 0))) {
+        snprintf(err, errlen, "--timeout %s: expected a number of seconds > 0", req->timeout);
+        return -1;
+    }
+    return exec_request_v5(method ? method : "GET", target ? target : "/", &req->headers,
+                           http_body, cfg->max_body, &run->head, &run->body, err, errlen);
+}
+
 int cmd_run(int argc, char **argv)
 {
     serve_config_t cfg = {
         .code_dir = ".",
         .host = "-",
         .workers = 1,
-        .default_timeout = 15,
+        .default_timeout = 0, /* not given: serve_config_finish decides */
         .max_timeout = 900,
         .max_body = 20 * 1024 * 1024,
         .max_queue = 1,
@@ -38,7 +73,16 @@ int cmd_run(int argc, char **argv)
     };
     exec_request_t req = {0};
     const char *entrypoint = NULL;
+    const char *contract = NULL;
+    const char *method = NULL, *target = NULL, *http_body = NULL;
     const opt_spec_t specs[] = {
+        SERVE_CONTRACT_OPTS(&contract, &cfg),
+        {"method", 'X', OPT_STRING, &method, NULL, 0, 0, "METHOD",
+         "v5: the request's method (default GET)"},
+        {"path", 0, OPT_STRING, &target, NULL, 0, 0, "PATH",
+         "v5: the request's path and query, e.g. /x?y=1 (default /)"},
+        {"body", 'd', OPT_STRING, &http_body, NULL, 0, 0, "TEXT|@FILE",
+         "v5: the request's body, or @FILE to read it from FILE"},
         EXEC_REQUEST_OPTS(&req),
         {"entrypoint", 0, OPT_STRING, &entrypoint, "ENTRYPOINT_NAME", 0, 0, "FILE",
          "the default file (default main.py, else index.py)"},
@@ -65,7 +109,8 @@ int cmd_run(int argc, char **argv)
                "Runs the function in DIR (default .) once, as the server would run it for\n"
                "one request, and prints the answer's body to stdout; the function's output,\n"
                "the status and any error (a traceback) go to stderr. Exit status 0 for 2xx.\n\n"
-               "  pyrt run examples/echo --payload '{\"a\": 1}' --env K=v --header h=v\n\n"
+               "  pyrt run examples/echo --payload '{\"a\": 1}' --env K=v --header h=v\n"
+               "  pyrt run --contract v5 DIR --method GET --path '/x?y=1' --header k=v --body @f\n\n"
                "options:\n");
         opts_print_help(specs);
         return 0;
@@ -81,20 +126,22 @@ int cmd_run(int argc, char **argv)
     log_init("run", level);
 
     char code_dir[PATH_MAX];
-    if (serve_config_finish(&cfg, entrypoint, code_dir, err, sizeof(err)) < 0) {
+    if (serve_config_finish(&cfg, contract, entrypoint, code_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt run: %s\n", err);
         return 1;
     }
-    buf_t body = BUF_INIT;
-    if (exec_request_body(&req, cfg.max_body, &body, err, sizeof(err)) < 0) {
+    run_request_t run = {BUF_INIT, BUF_INIT, 0};
+    if (build_request(&cfg, &req, method, target, http_body, &run, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt run: %s\n", err);
-        buf_free(&body);
+        buf_free(&run.body);
+        buf_free(&run.head);
         return 2;
     }
     pool_set_output(write_output);
     run_answer_t answer;
-    int rc = master_run_once(&cfg, &body, &answer, err, sizeof(err));
-    buf_free(&body);
+    int rc = master_run_once(&cfg, &run, &answer, err, sizeof(err));
+    buf_free(&run.body);
+    buf_free(&run.head);
     if (rc < 0) {
         fprintf(stderr, "pyrt run: %s\n", err);
         run_answer_free(&answer);

@@ -11,6 +11,7 @@
 
 #include "build/build.h"
 #include "cli/commands.h"
+#include "cli/contract.h"
 #include "cli/serve_setup.h"
 #include "cli/opts.h"
 #include "common/log.h"
@@ -48,9 +49,17 @@ static int check_user(const char *user, char *err, size_t errlen)
     return 0;
 }
 
-int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_dir[PATH_MAX],
-                        char *err, size_t errlen)
+int serve_config_finish(serve_config_t *cfg, const char *contract, const char *entrypoint,
+                        char code_dir[PATH_MAX], char *err, size_t errlen)
 {
+    if (contract_resolve(contract, &cfg->contract, err, errlen) < 0)
+        return -1;
+    if (cfg->logs_dir == NULL || *cfg->logs_dir == '\0')
+        cfg->logs_dir = "/mnt/logs";
+    if (cfg->telemetry_file == NULL || *cfg->telemetry_file == '\0')
+        cfg->telemetry_file = "/mnt/telemetry/timings.txt";
+    if (entrypoint == NULL || *entrypoint == '\0')
+        entrypoint = contract_entrypoint_from_env();
     if (realpath(cfg->code_dir, code_dir) == NULL) {
         snprintf(err, errlen, "code directory %s: %s", cfg->code_dir, strerror(errno));
         return -1;
@@ -75,6 +84,9 @@ int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_d
         log_msg(LOG_WARN, "entry point %s/%s does not exist (yet)", code_dir, cfg->entrypoint);
     if (cfg->workers <= 0)
         cfg->workers = sys_usable_cpus();
+    if (cfg->default_timeout <= 0)
+        cfg->default_timeout = cfg->contract == CONTRACT_V2 ? cfg->max_timeout
+                                                            : SERVE_DEFAULT_TIMEOUT;
     if (cfg->default_timeout > cfg->max_timeout)
         cfg->default_timeout = cfg->max_timeout;
     return 0;
@@ -83,8 +95,12 @@ int serve_config_finish(serve_config_t *cfg, const char *entrypoint, char code_d
 static void usage(const opt_spec_t *specs)
 {
     printf("usage: pyrt serve [--code-dir DIR] [options]\n\n"
-           "Serves an already built function folder: every authenticated POST runs its\n"
-           "main(req, res). The key comes from INTERNAL_RUNTIME_KEY (required).\n\n"
+           "Serves an already built function folder. Contracts (--contract):\n"
+           "  seed  every POST with x-internal-challenge = INTERNAL_RUNTIME_KEY runs main(req, res)\n"
+           "  v5    open-runtimes v5: every method and path runs main(context); the secret is\n"
+           "        OPEN_RUNTIMES_SECRET (x-open-runtimes-secret); logs go to --logs-dir\n"
+           "  v2    the open-runtimes executor's v2: {\"variables\", \"payload\"} in, an\n"
+           "        envelope out; key INTERNAL_RUNTIME_KEY\n\n"
            "options:\n");
     opts_print_help(specs);
 }
@@ -96,7 +112,7 @@ int cmd_serve(int argc, char **argv)
         .host = "0.0.0.0",
         .port = 3000,
         .workers = 0,
-        .default_timeout = 15,
+        .default_timeout = 0, /* not given: serve_config_finish decides */
         .max_timeout = 900,
         .max_body = 20 * 1024 * 1024,
         .max_queue = 1024,
@@ -107,7 +123,9 @@ int cmd_serve(int argc, char **argv)
         .log_level = "info",
     };
     const char *entrypoint = NULL;
+    const char *contract = NULL;
     const opt_spec_t specs[] = {
+        SERVE_CONTRACT_OPTS(&contract, &cfg),
         {"code-dir", 0, OPT_STRING, &cfg.code_dir, "PYRT_CODE_DIR", 0, 0, "DIR",
          "the built function folder (default /usr/code)"},
         {"entrypoint", 0, OPT_STRING, &entrypoint, "ENTRYPOINT_NAME", 0, 0, "FILE",
@@ -117,7 +135,7 @@ int cmd_serve(int argc, char **argv)
         {"workers", 'w', OPT_LONG, &cfg.workers, "PYRT_WORKERS", 1, 1024, "N",
          "worker processes (default: the CPUs this process may use)"},
         {"default-timeout", 0, OPT_DOUBLE, &cfg.default_timeout, "PYRT_DEFAULT_TIMEOUT", 0.001, 1e9,
-         "S", "execution timeout when a request gives none (default 15)"},
+         "S", "execution timeout when a request gives none (default 15; v2: --max-timeout)"},
         {"max-timeout", 0, OPT_DOUBLE, &cfg.max_timeout, "PYRT_MAX_TIMEOUT", 0.001, 1e9, "S",
          "cap on any execution's timeout (default 900)"},
         {"max-body", 0, OPT_SIZE, &cfg.max_body, "PYRT_MAX_BODY", 1, 1024.0 * 1024 * 1024, "BYTES",
@@ -162,7 +180,7 @@ int cmd_serve(int argc, char **argv)
     log_init("master", level);
 
     char code_dir[PATH_MAX];
-    if (serve_config_finish(&cfg, entrypoint, code_dir, err, sizeof(err)) < 0) {
+    if (serve_config_finish(&cfg, contract, entrypoint, code_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "pyrt serve: %s\n", err);
         return 1;
     }

@@ -3,6 +3,7 @@
  * reported against the flag, not as a 400 from the server. */
 #include "cli/exec_request.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/xalloc.h"
+#include "proto/proto.h"
 
 static int append_payload(const char *given, size_t max_body, buf_t *out, char *err,
                           size_t errlen)
@@ -75,10 +77,12 @@ static int append_pairs(const opt_list_t *list, const char *flag, buf_t *out, ch
     return 0;
 }
 
-int exec_request_body(const exec_request_t *r, size_t max_body, buf_t *out, char *err,
-                      size_t errlen)
+int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body,
+                      buf_t *out, char *err, size_t errlen)
 {
-    buf_append_str(out, "{\"env\": ");
+    buf_append_str(out, "{");
+    json_append_string(out, env_field, strlen(env_field));
+    buf_append_str(out, ": ");
     if (append_pairs(&r->env, "env", out, err, errlen) < 0)
         return -1;
     buf_append_str(out, ", \"headers\": ");
@@ -106,6 +110,58 @@ int exec_request_body(const exec_request_t *r, size_t max_body, buf_t *out, char
             return -1;
     }
     buf_append_str(out, "}");
+    return 0;
+}
+
+int exec_request_v5(const char *method, const char *target, const opt_list_t *headers,
+                    const char *body, size_t max_body, buf_t *head, buf_t *body_out, char *err,
+                    size_t errlen)
+{
+    if (target[0] != '/') {
+        snprintf(err, errlen, "--path %s: expected a path starting with /", target);
+        return -1;
+    }
+    buf_t pairs = BUF_INIT;
+    uint32_t count = 0;
+    bool has_host = false;
+    for (int i = 0; i < headers->count; i++) {
+        const char *item = headers->items[i];
+        const char *eq = strchr(item, '=');
+        if (eq == NULL || eq == item) {
+            snprintf(err, errlen, "--header %s: expected K=V", item);
+            buf_free(&pairs);
+            return -1;
+        }
+        char *name = xstrndup(item, (size_t)(eq - item));
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        has_host |= strcmp(name, "host") == 0;
+        proto_put_bytes(&pairs, name, strlen(name));
+        proto_put_bytes(&pairs, eq + 1, strlen(eq + 1));
+        free(name);
+        count++;
+    }
+    if (!has_host) {
+        proto_put_bytes(&pairs, "host", 4);
+        proto_put_bytes(&pairs, "localhost", 9);
+        count++;
+    }
+    proto_put_http_head(head, method, strlen(method), target, strlen(target), count, &pairs);
+    buf_free(&pairs);
+    if (body == NULL)
+        return 0;
+    if (body[0] != '@') {
+        buf_append_str(body_out, body);
+        return 0;
+    }
+    if (buf_read_file(body_out, body + 1, max_body) < 0) {
+        if (errno == EFBIG)
+            snprintf(err, errlen, "--body @%s: larger than the body limit (%zu bytes)", body + 1,
+                     max_body);
+        else
+            snprintf(err, errlen, "--body @%s: %s", body + 1, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 

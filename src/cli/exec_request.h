@@ -35,9 +35,18 @@ typedef struct exec_request {
     {"file", 'f', OPT_STRING, &(r)->file, NULL, 0, 0, "FILE",                                      \
      "file to run, relative to the code folder (default: the entry point)"}
 
-/* Builds the JSON body. 0, or -1 with a message in err naming the flag at fault. */
-int exec_request_body(const exec_request_t *r, size_t max_body, buf_t *out, char *err,
-                      size_t errlen);
+/* v5 (`pyrt run --contract v5`): the request head -- `method`, `target` (path and
+ * query) and `headers` (K=V; names lower-cased; host: localhost unless given),
+ * encoded as the master encodes a request's (proto_put_http_head) -- and the body from
+ * `body` (text, or @FILE; NULL for none). 0, or -1 with a message naming the flag. */
+int exec_request_v5(const char *method, const char *target, const opt_list_t *headers,
+                    const char *body, size_t max_body, buf_t *head, buf_t *body_out, char *err,
+                    size_t errlen);
+
+/* Builds the JSON body; --env goes to `env_field` ("env", or v2's "variables"). 0, or
+ * -1 with a message in err naming the flag at fault. */
+int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body,
+                      buf_t *out, char *err, size_t errlen);
 
 /* Shows an answer: the body to stdout, `status_line` and, for an error answer, its
  * message to stderr. Returns the exit status: 0 for 2xx, else 1. */

@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/contract.h"
+
 typedef struct serve_config {
+    contract_t contract;
     const char *code_dir;   /* absolute and resolved */
     const char *entrypoint; /* relative to code_dir; NULL when there is no default */
     const char *host;
@@ -23,6 +26,8 @@ typedef struct serve_config {
     bool preload;
     const char *user; /* NULL: the invoking user */
     const char *log_level;
+    const char *logs_dir;       /* v5: where {id}_logs.log and {id}_errors.log go */
+    const char *telemetry_file; /* v5: what GET /__opr/timings answers */
 } serve_config_t;
 
 #endif

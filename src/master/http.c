@@ -6,16 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "master/body.h"
+#include "master/execlog.h"
 #include "master/pool.h"
 #include "master/reqline.h"
 #include "master/reqid.h"
 #include "master/secret.h"
+#include "proto/proto.h"
 
 #define MAX_URL (8 * 1024)
 #define MAX_HEADER_BYTES (64 * 1024)
@@ -31,7 +34,7 @@ enum conn_state {
     CONN_LINGER,    /* answered with close: draining input until EOF or LINGER_MS */
 };
 
-enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_NOT_ALLOWED };
+enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_TIMINGS, REQ_NOT_ALLOWED };
 enum pause_reason { PAUSE_NONE, PAUSE_HEADERS, PAUSE_MESSAGE };
 
 typedef struct request {
@@ -57,6 +60,15 @@ typedef struct request {
     buf_t body;
     size_t body_bytes;
     uint64_t start_ns;
+    /* v5: the headers user code sees, encoded for the CALL (proto.h), and the
+     * x-open-runtimes-* values the master acts on. */
+    buf_t fields;
+    uint32_t field_count;
+    buf_t timeout_header; /* x-open-runtimes-timeout, when given */
+    bool has_timeout_header;
+    bool logging_disabled;
+    buf_t log_id; /* x-open-runtimes-log-id, when given */
+    bool has_log_id;
 } request_t;
 
 typedef struct conn conn_t;
@@ -97,6 +109,7 @@ static bool draining;
 static uv_stream_t *listener;
 static bool accept_pending;
 static char read_chunk[READ_CHUNK];
+static bool development; /* v5: OPEN_RUNTIMES_ENV=development, log id "dev" */
 
 static void conn_close(conn_t *c);
 static void read_start(conn_t *c);
@@ -123,6 +136,9 @@ static void request_init(request_t *r)
     buf_init(&r->value);
     buf_init(&r->key);
     buf_init(&r->body);
+    buf_init(&r->fields);
+    buf_init(&r->timeout_header);
+    buf_init(&r->log_id);
 }
 
 /* Ends the current request: frees what it held, keeps nothing. */
@@ -135,6 +151,9 @@ static void request_reset(request_t *r)
         memset(r->key.data, 0, r->key.cap); /* a wrong key may be someone's typo of the right one */
     buf_free(&r->key);
     buf_free(&r->body);
+    buf_free(&r->fields);
+    buf_free(&r->timeout_header);
+    buf_free(&r->log_id);
     body_check_free(r->check);
     request_init(r);
 }
@@ -152,12 +171,58 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
+static bool header_has_prefix(const buf_t *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return name->len >= n && strncasecmp(name->data, prefix, n) == 0;
+}
+
+/* v5: the x-open-runtimes-* headers are the executor's, for the master alone; every
+ * other line goes to user code, name lower-cased -- except an Authorization line that
+ * carries the secret. */
+static void header_done_v5(request_t *r, const char *v, size_t vlen)
+{
+    if (header_has_prefix(&r->field, "x-open-runtimes-")) {
+        if (header_is(&r->field, "x-open-runtimes-secret")) {
+            r->key_count++;
+            buf_clear(&r->key);
+            buf_append(&r->key, v, vlen);
+        } else if (header_is(&r->field, "x-open-runtimes-timeout")) {
+            r->has_timeout_header = true;
+            buf_clear(&r->timeout_header);
+            buf_append(&r->timeout_header, v, vlen);
+        } else if (header_is(&r->field, "x-open-runtimes-logging")) {
+            /* As the executor means it: anything but "enabled" (or nothing) disables. */
+            r->logging_disabled = !(vlen == 0 || (vlen == 7 && memcmp(v, "enabled", 7) == 0));
+        } else if (header_is(&r->field, "x-open-runtimes-log-id")) {
+            r->has_log_id = vlen > 0; /* empty: as if absent, as open-runtimes reads it */
+            buf_clear(&r->log_id);
+            buf_append(&r->log_id, v, vlen);
+        }
+        return;
+    }
+    if (header_is(&r->field, "authorization") && secret_is_authorization(v, vlen))
+        return;
+    for (size_t i = 0; i < r->field.len; i++)
+        r->field.data[i] = (char)tolower((unsigned char)r->field.data[i]);
+    proto_put_bytes(&r->fields, r->field.data, r->field.len);
+    proto_put_bytes(&r->fields, v, vlen);
+    r->field_count++;
+}
+
 /* A header line is complete: keep what the master acts on, drop the rest. */
 static void header_done(request_t *r)
 {
     const char *v = r->value.data ? r->value.data : "";
     size_t vlen = r->value.len;
-    if (header_is(&r->field, "x-internal-challenge")) {
+    if (config->contract == CONTRACT_V5) {
+        const char *tv = v;
+        size_t tlen = vlen;
+        trim(&tv, &tlen);
+        header_done_v5(r, tv, tlen);
+    }
+    /* In v5 the secret is x-open-runtimes-secret: x-internal-challenge is a user's. */
+    if (config->contract != CONTRACT_V5 && header_is(&r->field, "x-internal-challenge")) {
         r->key_count++;
         buf_clear(&r->key);
         buf_append(&r->key, v, vlen);
@@ -257,7 +322,15 @@ static int on_headers_complete(http_parser *p)
     request_t *r = &c->req;
     if (r->in_value)
         header_done(r);
-    if (p->method == HTTP_POST)
+    if (config->contract == CONTRACT_V5) {
+        /* Every method on every path runs the function, but for two paths. */
+        if (url_path_is(&r->url, "/__opr/health"))
+            r->kind = REQ_HEALTH;
+        else if (url_path_is(&r->url, "/__opr/timings"))
+            r->kind = REQ_TIMINGS;
+        else
+            r->kind = REQ_EXEC;
+    } else if (p->method == HTTP_POST)
         r->kind = REQ_EXEC;
     else if (p->method == HTTP_GET && url_path_is(&r->url, "/__health"))
         r->kind = REQ_HEALTH;
@@ -283,7 +356,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     }
     buf_append(&r->body, at, len);
-    body_check_feed(r->check, at, len);
+    if (r->check)
+        body_check_feed(r->check, at, len); /* v5 bodies are bytes: not checked */
     return 0;
 }
 
@@ -478,14 +552,29 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     conn_arm(c, config->idle_timeout);
 }
 
+/* pyrt's own answer to a request it refuses, in the contract's form. */
 static void conn_respond_error(conn_t *c, int status, const char *message, bool close,
                                const char *outcome)
 {
-    static const char json_type[] = "Content-Type: application/json\r\n";
-    buf_t body = BUF_INIT;
-    json_error_body(&body, status, message);
-    conn_respond(c, status, json_type, sizeof(json_type) - 1, body.data, body.len, close, outcome,
-                 0);
+    /* Before the key is checked, v2 answers as the seed does (its 401 is the seed's). */
+    contract_t form = config->contract == CONTRACT_V2 ? CONTRACT_SEED : config->contract;
+    buf_t headers = BUF_INIT, body = BUF_INIT;
+    error_answer_format(form, status, message, true, &headers, &body);
+    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len,
+                 close, outcome, 0);
+    buf_free(&headers);
+    buf_free(&body);
+}
+
+/* An execution request the master refuses after the key was accepted: in v2, the
+ * executor's envelope, so that the message reaches what it records. */
+static void conn_respond_exec_error(conn_t *c, int status, const char *message)
+{
+    buf_t headers = BUF_INIT, body = BUF_INIT;
+    error_answer_format(config->contract, status, message, true, &headers, &body);
+    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len,
+                 false, "rejected", 0);
+    buf_free(&headers);
     buf_free(&body);
 }
 
@@ -504,6 +593,55 @@ static void answer_job(job_t *job, const job_answer_t *a)
 
 /* ------------------------------------------------------------- decisions ---- */
 
+/* x-open-runtimes-timeout: digits only, > 0. 0 and the seconds, or -1. */
+static int parse_timeout_header(const buf_t *v, double *seconds)
+{
+    double t = 0;
+    if (v->len == 0)
+        return -1;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->data[i] < '0' || v->data[i] > '9')
+            return -1;
+        if (t < 1e12)
+            t = t * 10 + (v->data[i] - '0'); /* past 1e12 it is capped anyway */
+    }
+    if (t <= 0)
+        return -1;
+    *seconds = t;
+    return 0;
+}
+
+/* v5: the secret (unless disabled), the timeout header and the log id, in that order,
+ * before the body is read. 0, or -1 once the refusal is written. The answers are the
+ * ones open-runtimes gives; a log id names files, so a bad one is refused outright. */
+static int check_v5_head(conn_t *c)
+{
+    request_t *r = &c->req;
+    if (!secret_disabled() &&
+        !(r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len))) {
+        conn_respond_error(c, 500,
+                           "Unauthorized. Provide correct \"x-open-runtimes-secret\" header.",
+                           true, "rejected");
+        return -1;
+    }
+    double unused;
+    if (r->has_timeout_header && parse_timeout_header(&r->timeout_header, &unused) < 0) {
+        conn_respond_error(c, 500,
+                           "Header \"x-open-runtimes-timeout\" must be an integer greater than 0.",
+                           true, "rejected");
+        return -1;
+    }
+    if (r->has_log_id && !r->logging_disabled &&
+        !execlog_id_valid(r->log_id.data ? r->log_id.data : "", r->log_id.len)) {
+        conn_respond_error(c, 400,
+                           "Header \"x-open-runtimes-log-id\" must be 1-128 characters of "
+                           "A-Za-z0-9._- (and not . or ..).",
+                           true, "rejected");
+        return -1;
+    }
+    return 0;
+}
+
 /* The head is complete and the parser is paused before the body. */
 static void after_headers(conn_t *c, bool body_buffered)
 {
@@ -519,10 +657,16 @@ static void after_headers(conn_t *c, bool body_buffered)
     }
     if (r->kind != REQ_EXEC)
         return;
-    bool key_ok = r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len);
-    if (!key_ok) {
-        conn_respond_error(c, 401, "Unauthorized", true, "rejected");
-        return;
+    if (config->contract == CONTRACT_V5) {
+        if (check_v5_head(c) < 0)
+            return;
+    } else {
+        bool key_ok =
+            r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len);
+        if (!key_ok) {
+            conn_respond_error(c, 401, "Unauthorized", true, "rejected");
+            return;
+        }
     }
     if (r->expect_other) {
         conn_respond_error(c, 417, "only Expect: 100-continue is supported", true, "rejected");
@@ -537,6 +681,11 @@ static void after_headers(conn_t *c, bool body_buffered)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         conn_write(c, xstrndup(cont, sizeof(cont) - 1), sizeof(cont) - 1);
     }
+    if (config->contract == CONTRACT_V5) {
+        if (has_length)
+            buf_reserve(&r->body, (size_t)p->content_length);
+        return; /* bytes of any type: nothing to check as they come */
+    }
     r->check = body_check_new();
     if (r->check == NULL) {
         conn_respond_error(c, 500, "out of memory for the JSON parser", true, "error");
@@ -549,6 +698,15 @@ static void after_headers(conn_t *c, bool body_buffered)
 static void answer_health(conn_t *c)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
+    static const char text_type[] = "content-type: text/plain; charset=utf-8\r\n";
+    if (config->contract == CONTRACT_V5) {
+        /* open-runtimes' own answer, once a worker can take an execution. */
+        if (pool_ready())
+            conn_respond(c, 200, text_type, sizeof(text_type) - 1, "OK", 2, false, "health", 0);
+        else
+            conn_respond_error(c, 503, pool_not_ready_reason(), false, "health");
+        return;
+    }
     if (pool_ready()) {
         static const char ok[] = "{\"status\": \"ok\"}";
         conn_respond(c, 200, json_type, sizeof(json_type) - 1, ok, sizeof(ok) - 1, false, "health",
@@ -565,6 +723,37 @@ static void answer_health(conn_t *c)
     }
 }
 
+/* v5 GET /__opr/timings: the start-up timings the image's scripts wrote, as they are. */
+static void answer_timings(conn_t *c)
+{
+    static const char text_type[] = "content-type: text/plain; charset=utf-8\r\n";
+    buf_t text = BUF_INIT;
+    if (config->telemetry_file && buf_read_file(&text, config->telemetry_file, 1024 * 1024) < 0)
+        buf_clear(&text); /* missing: empty, as open-runtimes answers before a start */
+    conn_respond(c, 200, text_type, sizeof(text_type) - 1, text.data ? text.data : "", text.len,
+                 false, "health", 0);
+    buf_free(&text);
+}
+
+/* v5: the job's request head for the worker (proto.h, PROTO_CALL_HTTP) and its log. */
+static void prepare_v5_job(conn_t *c, job_t *job)
+{
+    request_t *r = &c->req;
+    const char *method = http_method_str((enum http_method)c->parser.method);
+    proto_put_http_head(&job->head, method, strlen(method), r->url.data ? r->url.data : "",
+                        r->url.len, r->field_count, &r->fields);
+    char id[EXECLOG_ID_MAX + 1] = "";
+    if (r->logging_disabled)
+        id[0] = '\0';
+    else if (r->has_log_id)
+        snprintf(id, sizeof(id), "%.*s", (int)r->log_id.len, r->log_id.data);
+    else if (development)
+        snprintf(id, sizeof(id), "dev");
+    else
+        execlog_generate_id(id);
+    execlog_begin(&job->log, id);
+}
+
 /* The request is complete and the parser is paused after it. */
 static void after_message(conn_t *c)
 {
@@ -577,6 +766,10 @@ static void after_message(conn_t *c)
         answer_health(c);
         return;
     }
+    if (r->kind == REQ_TIMINGS) {
+        answer_timings(c);
+        return;
+    }
     if (r->kind == REQ_NOT_ALLOWED) {
         char msg[160];
         snprintf(msg, sizeof(msg),
@@ -586,21 +779,31 @@ static void after_message(conn_t *c)
         conn_respond_error(c, 405, msg, false, "rejected");
         return;
     }
-    if (r->body_bytes == 0) {
-        conn_respond_error(c, 500, "no data received", false, "rejected");
-        return;
-    }
     bool has_timeout = false;
     double timeout = 0;
-    const char *error = NULL;
-    if (body_check_finish(r->check, &has_timeout, &timeout, &error) < 0) {
-        conn_respond_error(c, 400, error, false, "rejected");
-        return;
+    if (config->contract == CONTRACT_V5) {
+        has_timeout = r->has_timeout_header &&
+                      parse_timeout_header(&r->timeout_header, &timeout) == 0;
+    } else {
+        if (r->body_bytes == 0) {
+            conn_respond_exec_error(c, 500, "no data received");
+            return;
+        }
+        const char *error = NULL;
+        if (body_check_finish(r->check, &has_timeout, &timeout, &error) < 0) {
+            conn_respond_exec_error(c, 400, error);
+            return;
+        }
+        if (config->contract == CONTRACT_V2)
+            has_timeout = false; /* v2 bodies carry no timeout: the executor keeps time */
     }
     timeout = job_timeout(has_timeout, timeout, config);
 
-    job_t *job = job_new(loop, c, answer_job, r->id, timeout);
-    body_check_target(r->check, job->target, sizeof(job->target));
+    job_t *job = job_new(loop, config->contract, c, answer_job, r->id, timeout);
+    if (config->contract == CONTRACT_V5)
+        prepare_v5_job(c, job);
+    else
+        body_check_target(r->check, job->target, sizeof(job->target));
     job->body = r->body; /* moves: the job owns the bytes now */
     buf_init(&r->body);
     c->job = job;
@@ -905,6 +1108,8 @@ void http_init(uv_loop_t *l, const serve_config_t *cfg)
 {
     loop = l;
     config = cfg;
+    const char *env = getenv("OPEN_RUNTIMES_ENV");
+    development = env && strcmp(env, "development") == 0;
     memset(&settings, 0, sizeof(settings));
     settings.on_message_begin = on_message_begin;
     settings.on_url = on_url;

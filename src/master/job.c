@@ -14,10 +14,13 @@ double job_timeout(bool given, double seconds, const serve_config_t *cfg)
     return t > cfg->max_timeout ? cfg->max_timeout : t;
 }
 
-job_t *job_new(uv_loop_t *loop, void *client, job_answer_fn answer, const char *id,
-               double timeout)
+job_t *job_new(uv_loop_t *loop, contract_t contract, void *client, job_answer_fn answer,
+               const char *id, double timeout)
 {
     job_t *job = xcalloc(1, sizeof(*job));
+    job->contract = contract;
+    buf_init(&job->head);
+    execlog_begin(&job->log, NULL);
     job->client = client;
     job->answer = answer;
     snprintf(job->id, sizeof(job->id), "%s", id);
@@ -32,6 +35,8 @@ static void on_timer_closed(uv_handle_t *handle)
 {
     job_t *job = handle->data;
     buf_free(&job->body);
+    buf_free(&job->head);
+    execlog_end(&job->log);
     free(job);
 }
 
@@ -45,20 +50,59 @@ void job_free(job_t *job)
 
 void job_answer(job_t *job, const job_answer_t *answer)
 {
-    if (job->client)
-        job->answer(job, answer);
+    if (job->contract != CONTRACT_V5) {
+        if (job->client)
+            job->answer(job, answer);
+        return;
+    }
+    /* The executor reads the files as soon as it has the answer. */
+    buf_t headers = BUF_INIT;
+    buf_append(&headers, answer->headers, answer->headers_len);
+    buf_appendf(&headers, "x-open-runtimes-log-id: %s\r\n", job->log.id);
+    execlog_end(&job->log);
+    if (job->client) {
+        job_answer_t a = *answer;
+        a.headers = headers.data;
+        a.headers_len = headers.len;
+        job->answer(job, &a);
+    }
+    buf_free(&headers);
+}
+
+void error_answer_format(contract_t contract, int status, const char *message, bool public,
+                         buf_t *headers, buf_t *body)
+{
+    switch (contract) {
+    case CONTRACT_SEED:
+        buf_append_str(headers, "Content-Type: application/json\r\n");
+        json_error_body(body, status, message);
+        break;
+    case CONTRACT_V2:
+        buf_append_str(headers, "Content-Type: application/json\r\n");
+        buf_append_str(body, "{\"stdout\": \"\", \"stderr\": ");
+        json_append_string(body, message, strlen(message));
+        buf_append_str(body, "}");
+        break;
+    case CONTRACT_V5:
+        buf_append_str(headers, "content-type: text/plain; charset=utf-8\r\n");
+        if (public)
+            buf_append_str(body, message);
+        break;
+    }
 }
 
 void job_answer_error(job_t *job, int status, const char *message, const char *outcome,
                       pid_t worker_pid)
 {
-    static const char json_type[] = "Content-Type: application/json\r\n";
-    if (job->client == NULL)
+    if (job->contract == CONTRACT_V5)
+        execlog_line(&job->log, EXECLOG_ERRORS, message, strlen(message));
+    if (job->client == NULL && job->contract != CONTRACT_V5)
         return;
-    buf_t body = BUF_INIT;
-    json_error_body(&body, status, message);
-    job_answer_t a = {status, json_type, sizeof(json_type) - 1, body.data, body.len, outcome,
-                      worker_pid};
-    job->answer(job, &a);
+    buf_t headers = BUF_INIT, body = BUF_INIT;
+    error_answer_format(job->contract, status, message, false, &headers, &body);
+    job_answer_t a = {status, headers.data, headers.len, body.data ? body.data : "", body.len,
+                      outcome, worker_pid};
+    job_answer(job, &a);
+    buf_free(&headers);
     buf_free(&body);
 }

@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "master/config.h"
+#include "master/execlog.h"
 #include "master/reqid.h"
 
 typedef struct worker worker_t;
@@ -39,11 +40,14 @@ typedef struct job_answer {
 typedef void (*job_answer_fn)(job_t *job, const job_answer_t *answer);
 
 struct job {
+    contract_t contract;  /* how its answers and errors are shaped */
     void *client;         /* NULL once the client has gone */
     job_answer_fn answer; /* how the client takes its answer */
     worker_t *worker;     /* set while a worker runs it */
     char id[REQID_MAX + 1];
-    buf_t body;       /* the raw JSON; moves to the worker's write when sent */
+    buf_t body;       /* the raw body; moves to the worker's write when sent */
+    buf_t head;       /* v5: method, target and headers, encoded for the CALL (proto.h) */
+    execlog_t log;    /* v5: the execution's log files (execlog_begin'd by the client) */
     double timeout;   /* effective, in seconds */
     char target[520]; /* "PATH\nFILE" from the body (body_check_target) */
     uv_timer_t deadline;
@@ -55,15 +59,27 @@ struct job {
  * --max-timeout. */
 double job_timeout(bool given, double seconds, const serve_config_t *cfg);
 
-job_t *job_new(uv_loop_t *loop, void *client, job_answer_fn answer, const char *id,
-               double timeout);
+job_t *job_new(uv_loop_t *loop, contract_t contract, void *client, job_answer_fn answer,
+               const char *id, double timeout);
 void job_free(job_t *job);
 
-/* Gives the answer to the client, if it is still there. The job stays the pool's. */
+/* Gives the answer to the client, if it is still there. The job stays the pool's. In
+ * v5, the execution's log files are completed first and the answer names them
+ * (x-open-runtimes-log-id). */
 void job_answer(job_t *job, const job_answer_t *answer);
 
-/* An error answer in the contract's form: {"message": ..., "code": ...}. */
+/* An error answer in the contract's form (error_answer_format); in v5 the message goes
+ * to the execution's errors file and the body stays empty. */
 void job_answer_error(job_t *job, int status, const char *message, const char *outcome,
                       pid_t worker_pid);
+
+/* The one place an error answer gets its shape, for jobs and for the checks before a
+ * job exists: seed {"message": M, "code": N} (JSON); v2 the executor's envelope
+ * {"stdout": "", "stderr": M} (JSON); v5 an empty body (`public` false: the message
+ * may name code and goes to the errors file instead) or M as plain text (`public`
+ * true: pyrt's own checks of the request, such as a bad timeout header). Appends the
+ * header lines and the body. */
+void error_answer_format(contract_t contract, int status, const char *message, bool public,
+                         buf_t *headers, buf_t *body);
 
 #endif

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
+#include "master/execlog.h"
 #include "master/http.h"
 #include "master/pool.h"
 #include "master/reqid.h"
@@ -103,6 +104,19 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     pool_shutdown(on_pool_stopped);
 }
 
+/* v5: open-runtimes' start script watches stdout for this line to time the start. It
+ * comes once the port is bound and a worker can take an execution. */
+static void announce_start(void)
+{
+    if (!pool_ready())
+        return; /* the zygote failed: no worker, no start */
+    static const char line[] = "HTTP server successfully started!\n";
+    ssize_t n;
+    do
+        n = write(STDOUT_FILENO, line, sizeof(line) - 1);
+    while (n < 0 && errno == EINTR);
+}
+
 static void on_sigchld(uv_signal_t *h, int signum)
 {
     (void)h;
@@ -137,8 +151,15 @@ static int listen_on(serve_config_t *cfg, char *err, size_t errlen)
 
 int master_run(serve_config_t *cfg, char *err, size_t errlen)
 {
-    if (secret_take(err, errlen) < 0)
+    if (secret_take(cfg->contract, err, errlen) < 0)
         return -1;
+    if (cfg->contract == CONTRACT_V5) {
+        if (secret_disabled())
+            log_msg(LOG_WARN, "OPEN_RUNTIMES_SECRET is empty: every request is let in without "
+                              "a secret (open-runtimes' development mode)");
+        if (execlog_open_dir(cfg->logs_dir, err, errlen) < 0)
+            return -1;
+    }
     char **zygote_env = proc_copy_environ();
 
     /* Orphans of user code (a double-forked daemon) come to us, not to init, so they
@@ -163,6 +184,8 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     /* The terminal went away (or a supervisor's habit): stop as cleanly as on SIGTERM. */
     uv_signal_start(&sig_hup, on_stop_signal, SIGHUP);
 
+    if (cfg->contract == CONTRACT_V5)
+        pool_on_ready(announce_start);
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;
     /* The zygote is exec'd: from here on, lines may wait for the loop's next turn. */
@@ -172,8 +195,9 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     uv_timer_init(loop, &log_timer);
     uv_unref((uv_handle_t *)&log_timer);
     log_set_batching(1);
-    log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s", cfg->host, cfg->port,
-            cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir);
+    log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s", cfg->host,
+            cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
+            contract_name(cfg->contract));
 
     uv_run(loop, UV_RUN_DEFAULT);
     log_set_batching(0);

@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "master/execlog.h"
 #include "master/proctree.h"
 #include "master/queue.h"
 #include "proto/gate.h"
@@ -247,6 +248,10 @@ static void emit_output(output_t *o, const char *text, size_t len)
         return;
     }
     w->output_bytes += len;
+    if (w->job && w->job->contract == CONTRACT_V5 && w->job->log.id[0]) {
+        execlog_native(&w->job->log, text, len); /* v5: the execution's own log file */
+        return;
+    }
     if (output_sink) {
         output_sink(o->name, text, len);
         return;
@@ -472,6 +477,40 @@ static void job_lost_with_worker(worker_t *w, const char *what)
 
 static void handle_result(worker_t *w, const proto_frame_t *f);
 
+/* A context.log / context.error line. It belongs to the running execution when its
+ * seq says so; a thread of user code may log after its execution answered: that line
+ * goes to pyrt's log, under the last id. -1 when the frame is malformed. */
+static int handle_log(worker_t *w, const proto_frame_t *f)
+{
+    proto_reader_t r;
+    proto_reader_init(&r, f->payload, f->length);
+    uint32_t seq = proto_get_u32(&r);
+    uint32_t stream = proto_get_u32(&r);
+    uint32_t len;
+    const uint8_t *text = proto_get_bytes(&r, &len);
+    if (r.error || r.left != 0 || stream > EXECLOG_ERRORS)
+        return -1;
+    if (w->output_bytes >= OUTPUT_CAP_PER_EXEC)
+        return 0; /* the cap is logged by emit_output */
+    w->output_bytes += len;
+    job_t *job = w->job;
+    if (job && w->state == W_BUSY && seq == w->seq_running && job->contract == CONTRACT_V5 &&
+        job->log.id[0]) {
+        execlog_line(&job->log, (execlog_stream_t)stream, (const char *)text, len);
+        return 0;
+    }
+    const char *name = stream == EXECLOG_ERRORS ? "context.error" : "context.log";
+    size_t cut = len > OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX : len;
+    if (output_sink) {
+        output_sink(name, (const char *)text, cut);
+        return 0;
+    }
+    char prefix[REQID_MAX + 32];
+    snprintf(prefix, sizeof(prefix), "req=%s %s: ", w->last_id[0] ? w->last_id : "-", name);
+    log_write_as(LOG_INFO, "worker", w->pid, prefix, (const char *)text, cut);
+    return 0;
+}
+
 static void handle_frame(worker_t *w, const proto_frame_t *f)
 {
     if (w->state == W_DYING)
@@ -497,6 +536,10 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
             handle_result(w, f);
             return;
         }
+        break;
+    case PROTO_MSG_LOG:
+        if (w->state != W_SPAWNING && w->state != W_STARTING && handle_log(w, f) == 0)
+            return;
         break;
     default:
         break;
@@ -819,17 +862,20 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     const uint8_t *body = valid ? proto_get_bytes(&r, &body_len) : NULL;
     valid = valid && !r.error && r.left == 0;
 
-    w->job = NULL;
-    job->worker = NULL;
     /* Reading the pipes costs two syscalls: only when the worker says Python wrote to
      * them. (Output of C code or children still in a pipe is read on its own event,
-     * under this id unless the worker has started its next execution by then.) */
-    if (flags & PROTO_RESULT_OUTPUT) {
+     * under this id unless the worker has started its next execution by then.) In v5
+     * always, and while w->job is still set: what the execution wrote goes into its log
+     * file before the answer leaves (the executor reads the file as soon as it has the
+     * answer). */
+    if ((flags & PROTO_RESULT_OUTPUT) || job->contract == CONTRACT_V5) {
         output_drain(&w->out);
         output_drain(&w->err);
     }
     output_flush(&w->out);
     output_flush(&w->err);
+    w->job = NULL;
+    job->worker = NULL;
     if (!valid) {
         buf_free(&headers);
         log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer; replacing it", job->id,
@@ -972,7 +1018,11 @@ static void send_call(worker_t *w, job_t *job, bool prefetched)
     proto_put_u32(&head, ms > 4e9 ? 4000000000u : (uint32_t)ms);
     uint32_t seq = ++w->seq_sent;
     proto_put_u32(&head, seq);
-    proto_put_u32(&head, prefetched ? PROTO_CALL_PREFETCHED : 0);
+    uint32_t flags = prefetched ? PROTO_CALL_PREFETCHED : 0;
+    if (job->head.len)
+        flags |= PROTO_CALL_HTTP;
+    proto_put_u32(&head, flags);
+    buf_append(&head, job->head.data ? job->head.data : "", job->head.len);
     proto_frame_end(&head, start, job->body.len);
 
     job->worker = w;
@@ -1042,7 +1092,10 @@ static void on_deadline(uv_timer_t *t)
     job_t *job = t->data;
     char secs[32], msg[96];
     format_seconds(job->timeout, secs, sizeof(secs));
-    snprintf(msg, sizeof(msg), "Execution timed out after %s seconds", secs);
+    if (job->contract == CONTRACT_V5)
+        snprintf(msg, sizeof(msg), "Execution timed out."); /* open-runtimes' words */
+    else
+        snprintf(msg, sizeof(msg), "Execution timed out after %s seconds", secs);
     pid_t pid = 0;
     if (job->worker) {
         /* An answer already in the channel beat the deadline; and a prefetched job may
@@ -1078,6 +1131,13 @@ static void on_deadline(uv_timer_t *t)
     } else if (job->worker) {
         worker_t *w = job->worker;
         pid = w->pid;
+        if (job->contract == CONTRACT_V5) {
+            /* What it printed before its deadline belongs in its log file. */
+            output_drain(&w->out);
+            output_drain(&w->err);
+            output_flush(&w->out);
+            output_flush(&w->err);
+        }
         w->job = NULL;
         job->worker = NULL;
         log_msg(LOG_WARN, "req=%s: timed out after %s s; killing worker %d", job->id, secs,
@@ -1223,8 +1283,12 @@ static void on_spawned(const proto_frame_t *f)
         w->state = w->ready_early ? W_IDLE : W_STARTING;
     if (orphans_pending)
         kill_orphans();
-    if (w->state == W_IDLE)
+    if (w->state == W_IDLE) {
+        /* Its READY came first (handle_frame): it is ready now, as there. */
+        log_msg(LOG_DEBUG, "worker %d ready", (int)w->pid);
+        call_ready_hook();
         dispatch();
+    }
 }
 
 static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -1520,6 +1584,7 @@ int pool_start(uv_loop_t *l, const serve_config_t *cfg, char **envp, char *err, 
     snprintf(num, sizeof(num), "%zu", cfg->max_body);
     zygote_argv[n++] = xasprintf("--max-body=%s", num);
     zygote_argv[n++] = xasprintf("--log-level=%s", log_level_name(log_min_level));
+    zygote_argv[n++] = xasprintf("--contract=%s", contract_name(cfg->contract));
     if (cfg->user)
         zygote_argv[n++] = xasprintf("--user=%s", cfg->user);
     if (cfg->preload)

@@ -28,7 +28,7 @@
 static uv_loop_t *loop;
 static uv_signal_t sig_chld;
 static const serve_config_t *config;
-static const buf_t *request_body;
+static const run_request_t *request;
 static run_answer_t *answer;
 static bool answered;
 static uint64_t submitted_ns;
@@ -58,16 +58,32 @@ static void on_answer(job_t *job, const job_answer_t *a)
 
 static void answer_error(int status, const char *message)
 {
-    static const char json_type[] = "Content-Type: application/json\r\n";
-    buf_t body = BUF_INIT;
-    json_error_body(&body, status, message);
-    take_answer(status, json_type, sizeof(json_type) - 1, body.data, body.len, 0);
+    buf_t headers = BUF_INIT, body = BUF_INIT;
+    error_answer_format(config->contract, status, message, true, &headers, &body);
+    take_answer(status, headers.data, headers.len, body.data ? body.data : "", body.len, 0);
+    buf_free(&headers);
     buf_free(&body);
+}
+
+/* v5: the request as given, its log lines to stderr (no log files, no id). */
+static void submit_v5(void)
+{
+    double timeout = job_timeout(request->timeout > 0, request->timeout, config);
+    job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, timeout);
+    buf_append(&job->head, request->head.data ? request->head.data : "", request->head.len);
+    buf_append(&job->body, request->body.data ? request->body.data : "", request->body.len);
+    submitted_ns = uv_hrtime();
+    pool_submit(job);
 }
 
 /* The checks http.c makes once a request is complete, then the job. */
 static void on_pool_ready(void)
 {
+    if (config->contract == CONTRACT_V5) {
+        submit_v5();
+        return;
+    }
+    const buf_t *request_body = &request->body;
     if (request_body->len == 0) {
         answer_error(500, "no data received");
         return;
@@ -86,9 +102,11 @@ static void on_pool_ready(void)
         body_check_free(check);
         return;
     }
+    if (config->contract == CONTRACT_V2)
+        has_timeout = false; /* as the server: v2 bodies carry no timeout */
     timeout = job_timeout(has_timeout, timeout, config);
 
-    job_t *job = job_new(loop, answer, on_answer, answer->id, timeout);
+    job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, timeout);
     body_check_target(check, job->target, sizeof(job->target));
     body_check_free(check);
     buf_append(&job->body, request_body->data, request_body->len);
@@ -104,20 +122,22 @@ static void on_sigchld(uv_signal_t *h, int signum)
 }
 
 
-int master_run_once(const serve_config_t *cfg, const buf_t *body, run_answer_t *out, char *err,
-                    size_t errlen)
+int master_run_once(const serve_config_t *cfg, const run_request_t *req, run_answer_t *out,
+                    char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     buf_init(&out->headers);
     buf_init(&out->body);
     config = cfg;
-    request_body = body;
+    request = req;
     answer = out;
 
+    /* No key is needed, but none reaches user code either. */
     const char *key = getenv("INTERNAL_RUNTIME_KEY");
-    if (key && *key && secret_take(err, errlen) < 0)
+    if (key && *key && secret_take(CONTRACT_SEED, err, errlen) < 0)
         return -1;
     (void)unsetenv("INTERNAL_RUNTIME_KEY");
+    (void)unsetenv("OPEN_RUNTIMES_SECRET");
     char **zygote_env = proc_copy_environ();
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
         log_msg(LOG_WARN, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));

@@ -21,10 +21,17 @@ typedef struct run_answer {
     double ms; /* from submitting the execution to its answer */
 } run_answer_t;
 
-/* Runs the execution request `body` (JSON) once and fills `out` (which the caller
- * frees with run_answer_free). 0, or -1 with err when it cannot start at all. */
-int master_run_once(const serve_config_t *cfg, const buf_t *body, run_answer_t *out, char *err,
-                    size_t errlen);
+/* The execution to run, as the command line gave it. */
+typedef struct run_request {
+    buf_t body;     /* seed, v2: the JSON body; v5: the raw request body */
+    buf_t head;     /* v5: method, target and headers, encoded as http.c encodes them */
+    double timeout; /* v5: seconds (0: the default); seed and v2 put it in the body */
+} run_request_t;
+
+/* Runs the execution `req` once and fills `out` (which the caller frees with
+ * run_answer_free). 0, or -1 with err when it cannot start at all. */
+int master_run_once(const serve_config_t *cfg, const run_request_t *req, run_answer_t *out,
+                    char *err, size_t errlen);
 void run_answer_free(run_answer_t *a);
 
 #endif

@@ -139,3 +139,12 @@ void proto_decoder_pop(proto_decoder_t *d, const proto_frame_t *frame)
 {
     buf_consume(&d->in, PROTO_HEADER_SIZE + (size_t)frame->length);
 }
+
+void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const char *target,
+                         size_t target_len, uint32_t count, const buf_t *pairs)
+{
+    proto_put_bytes(b, method, method_len);
+    proto_put_bytes(b, target, target_len);
+    proto_put_u32(b, count);
+    buf_append(b, pairs->data ? pairs->data : "", pairs->len);
+}

@@ -20,6 +20,12 @@
  *   RESULT        worker -> master   u32 seq, u32 status, u32 flags, u32 header count,
  *                                    (bytes name, bytes value) per header, bytes body
  *   GO            master -> worker   u32 seq: a prefetched CALL may start (below)
+ *   LOG           worker -> master   u32 seq, u32 stream (0 logs, 1 errors), bytes text:
+ *                                    one context.log / context.error line (v5)
+ *
+ * A CALL flagged HTTP (v5) carries the request's head between the flags and the body:
+ * bytes method, bytes target (path and query), u32 header count, then (bytes name,
+ * bytes value) per header, names lower-cased, in the order received.
  *
  * Prefetch (gate.h): a CALL flagged PREFETCHED was sent while the worker was still
  * busy. The worker claims every CALL on its gate slot before running it and skips one
@@ -47,10 +53,12 @@ enum proto_msg {
     PROTO_MSG_CALL = 5,
     PROTO_MSG_RESULT = 6,
     PROTO_MSG_GO = 7,
+    PROTO_MSG_LOG = 8,
 };
 
 /* CALL flags. */
 #define PROTO_CALL_PREFETCHED 0x1u /* sent before the worker's previous RESULT was read */
+#define PROTO_CALL_HTTP 0x2u       /* the request's head comes before the body (v5) */
 
 /* RESULT flags. */
 #define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */
@@ -66,6 +74,11 @@ size_t proto_frame_begin(buf_t *b, uint32_t type);
 void proto_frame_end(buf_t *b, size_t frame_start, size_t extra);
 void proto_put_u32(buf_t *b, uint32_t v);
 void proto_put_bytes(buf_t *b, const void *data, size_t len);
+
+/* The head of a CALL flagged HTTP: method, target, then `count` header pairs that the
+ * caller encoded in `pairs` with proto_put_bytes (name, then value). */
+void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const char *target,
+                         size_t target_len, uint32_t count, const buf_t *pairs);
 
 /* Reading a payload. Every getter fails (returns 0 / NULL and sets `error`) once the
  * payload is short; check `error` once at the end. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "worker/worker.h"
 
 extern const char pyrt_src_runtime[];
 extern const char pyrt_src_function_types[];
@@ -40,6 +41,10 @@ static PyObject *load_embedded(const char *name, const char *source, char *err, 
 
 int pyembed_init(const char *code_dir, char *err, size_t errlen)
 {
+    if (PyImport_AppendInittab("_pyrt_worker", worker_module_init) != 0) {
+        snprintf(err, errlen, "cannot register the _pyrt_worker module");
+        return -1;
+    }
     PyPreConfig pre;
     PyPreConfig_InitIsolatedConfig(&pre);
     pre.utf8_mode = 1;
@@ -96,21 +101,23 @@ static PyObject *str_or_none(const char *s)
     return Py_None;
 }
 
-int pyembed_call(const char *name, int nargs, const char *arg1, const char *arg2)
+int pyembed_call(const char *name, int nargs, const char *const args[])
 {
     PyObject *fn = PyObject_GetAttrString(runtime, name);
     PyObject *result = NULL;
-    if (fn) {
-        PyObject *a = nargs > 0 ? str_or_none(arg1) : NULL;
-        PyObject *b = nargs > 1 ? str_or_none(arg2) : NULL;
-        if (nargs == 0)
-            result = PyObject_CallObject(fn, NULL);
-        else if (a && (nargs == 1 || b))
-            result = PyObject_CallFunctionObjArgs(fn, a, b, NULL);
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        Py_DECREF(fn);
+    PyObject *tuple = fn && nargs >= 0 && nargs <= 3 ? PyTuple_New(nargs) : NULL;
+    for (int i = 0; tuple && i < nargs; i++) {
+        PyObject *a = str_or_none(args[i]);
+        if (a == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, a); /* steals the reference */
     }
+    if (tuple)
+        result = PyObject_CallObject(fn, tuple);
+    Py_XDECREF(tuple);
+    Py_XDECREF(fn);
     if (result == NULL) {
         log_msg(LOG_ERROR, "pyrt_runtime.%s failed:", name);
         PyErr_Print();

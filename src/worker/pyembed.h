@@ -17,8 +17,8 @@ int pyembed_init(const char *code_dir, char *err, size_t errlen);
 /* pyrt's runtime module (python/runtime/pyrt_runtime.py), after pyembed_init. */
 pyobject_t *pyembed_runtime(void);
 
-/* Calls runtime.<name>() with nargs (0-2) string arguments (NULL becomes None); logs
+/* Calls runtime.<name>() with nargs (0-3) string arguments (NULL becomes None); logs
  * the Python exception and returns -1 when it raises. */
-int pyembed_call(const char *name, int nargs, const char *arg1, const char *arg2);
+int pyembed_call(const char *name, int nargs, const char *const args[]);
 
 #endif

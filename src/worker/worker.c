@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,12 @@
 #define MAX_FRAME (1024u * 1024 * 1024)
 
 static long memory_mib;
+/* The channel, for frames from Python threads too (context.log): every frame is
+ * written whole under this lock, taken with the GIL released (a thread holding the GIL
+ * must never wait for a writer that waits for the GIL). */
+static int channel_fd = -1;
+static pthread_mutex_t channel_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t current_seq; /* the execution running now: LOG frames carry it */
 static size_t max_body = SIZE_MAX;
 static rlim_t memory_hard;
 static int statm_fd = -1;
@@ -85,17 +92,19 @@ static bool headroom_short(void)
     return address_space() + (rlim_t)memory_mib * 1024 * 1024 > memory_hard;
 }
 
+/* Writes a whole frame (iov) to the channel. Called with the GIL held; releases it. */
 static int write_all(int fd, struct iovec *iov, int count)
 {
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&channel_lock);
     while (count > 0) {
-        ssize_t n;
-        Py_BEGIN_ALLOW_THREADS
-        n = writev(fd, iov, count);
-        Py_END_ALLOW_THREADS
+        ssize_t n = writev(fd, iov, count);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return -1;
+            rc = -1;
+            break;
         }
         while (count > 0 && (size_t)n >= iov->iov_len) {
             n -= (ssize_t)iov->iov_len;
@@ -107,7 +116,50 @@ static int write_all(int fd, struct iovec *iov, int count)
             iov->iov_len -= (size_t)n;
         }
     }
-    return 0;
+    pthread_mutex_unlock(&channel_lock);
+    Py_END_ALLOW_THREADS
+    return rc;
+}
+
+/* _pyrt_worker.log(stream, text): one context.log (0) or context.error (1) line, sent
+ * to the master at once, so that a line logged before a hang or a crash is kept. */
+static PyObject *py_log(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned int stream;
+    const char *text;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "Is#", &stream, &text, &len))
+        return NULL;
+    if (channel_fd < 0 || stream > 1)
+        Py_RETURN_NONE; /* the zygote, or nonsense: nothing to send */
+    buf_t b = BUF_INIT;
+    size_t start = proto_frame_begin(&b, PROTO_MSG_LOG);
+    proto_put_u32(&b, current_seq);
+    proto_put_u32(&b, stream);
+    proto_put_bytes(&b, text, (size_t)len);
+    proto_frame_end(&b, start, 0);
+    struct iovec iov = {b.data, b.len};
+    int rc = write_all(channel_fd, &iov, 1);
+    buf_free(&b);
+    if (rc < 0)
+        _exit(0); /* the master closed the channel */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef worker_methods[] = {
+    {"log", py_log, METH_VARARGS, "Send one context.log (0) / context.error (1) line."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef worker_module = {
+    PyModuleDef_HEAD_INIT, "_pyrt_worker", "pyrt's worker, as Python sees it.", -1,
+    worker_methods, NULL, NULL, NULL, NULL,
+};
+
+PyObject *worker_module_init(void)
+{
+    return PyModule_Create(&worker_module);
 }
 
 /* Reads until `in` holds at least `want` bytes. 0, or -1 on EOF/error. */
@@ -217,9 +269,36 @@ typedef struct call {
     uint32_t id_len;
     uint32_t seq;
     uint32_t flags;
+    const uint8_t *method, *target; /* PROTO_CALL_HTTP only */
+    uint32_t method_len, target_len;
+    uint32_t header_count;
+    const uint8_t *headers; /* the encoded (name, value) pairs */
+    size_t headers_len;
     const uint8_t *body;
     size_t body_len;
 } call_t;
+
+/* The encoded header pairs of an HTTP CALL, as a list of (bytes, bytes). */
+static PyObject *headers_list(const call_t *c)
+{
+    PyObject *list = PyList_New(c->header_count);
+    proto_reader_t r;
+    proto_reader_init(&r, c->headers, c->headers_len);
+    for (uint32_t i = 0; list && i < c->header_count; i++) {
+        uint32_t nlen, vlen;
+        const uint8_t *name = proto_get_bytes(&r, &nlen);
+        const uint8_t *value = proto_get_bytes(&r, &vlen);
+        PyObject *pair = r.error ? NULL
+                                 : Py_BuildValue("(y#y#)", name, (Py_ssize_t)nlen, value,
+                                                 (Py_ssize_t)vlen);
+        if (pair == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, pair); /* steals the reference */
+    }
+    return list;
+}
 
 static void parse_call(const buf_t *in, uint32_t length, call_t *c)
 {
@@ -229,6 +308,18 @@ static void parse_call(const buf_t *in, uint32_t length, call_t *c)
     (void)proto_get_u32(&r); /* the timeout: the master enforces it */
     c->seq = proto_get_u32(&r);
     c->flags = proto_get_u32(&r);
+    if (c->flags & PROTO_CALL_HTTP) {
+        c->method = proto_get_bytes(&r, &c->method_len);
+        c->target = proto_get_bytes(&r, &c->target_len);
+        c->header_count = proto_get_u32(&r);
+        c->headers = r.p;
+        for (uint32_t i = 0; i < c->header_count && !r.error; i++) {
+            uint32_t unused;
+            (void)proto_get_bytes(&r, &unused);
+            (void)proto_get_bytes(&r, &unused);
+        }
+        c->headers_len = r.error ? 0 : (size_t)(r.p - c->headers);
+    }
     c->body = proto_get_rest(&r, &c->body_len);
     if (r.error) {
         log_msg(LOG_ALERT, "malformed CALL frame from the master");
@@ -253,10 +344,32 @@ static size_t await_go(int fd, buf_t *in, uint32_t call_length, uint32_t seq)
     return PROTO_HEADER_SIZE + (size_t)length;
 }
 
+/* Runs one execution in Python: execute(id, body) or, for an HTTP CALL,
+ * execute_http(id, method, target, headers, body). A new reference, or NULL. */
+static PyObject *run_call(PyObject *execute, PyObject *execute_http, const call_t *call)
+{
+    if (!(call->flags & PROTO_CALL_HTTP))
+        return PyObject_CallFunction(execute, "s#y#", (const char *)call->id,
+                                     (Py_ssize_t)call->id_len, (const char *)call->body,
+                                     (Py_ssize_t)call->body_len);
+    PyObject *headers = headers_list(call);
+    if (headers == NULL)
+        return NULL;
+    PyObject *result = PyObject_CallFunction(
+        execute_http, "s#y#y#Oy#", (const char *)call->id, (Py_ssize_t)call->id_len,
+        (const char *)call->method, (Py_ssize_t)call->method_len, (const char *)call->target,
+        (Py_ssize_t)call->target_len, headers, (const char *)call->body,
+        (Py_ssize_t)call->body_len);
+    Py_DECREF(headers);
+    return result;
+}
+
 void worker_run(int fd, gate_t *gate)
 {
+    channel_fd = fd;
     PyObject *execute = PyObject_GetAttrString(pyembed_runtime(), "execute");
-    if (execute == NULL) {
+    PyObject *execute_http = PyObject_GetAttrString(pyembed_runtime(), "execute_http");
+    if (execute == NULL || execute_http == NULL) {
         PyErr_Print();
         _exit(70);
     }
@@ -296,10 +409,8 @@ void worker_run(int fd, gate_t *gate)
 
         if (memory_mib > 0)
             limit_execution();
-        PyObject *result = PyObject_CallFunction(execute, "s#y#", (const char *)call.id,
-                                                 (Py_ssize_t)call.id_len,
-                                                 (const char *)call.body,
-                                                 (Py_ssize_t)call.body_len);
+        current_seq = call.seq;
+        PyObject *result = run_call(execute, execute_http, &call);
         buf_consume(&in, consumed);
         /* Do not keep a 20 MiB buffer for the next hello -- unless it already holds
          * (part of) the next CALL, prefetched behind this one. */

@@ -19,6 +19,10 @@ int worker_limit_memory(long mib);
 /* --max-body: a larger response body is not sent; a 500 saying so is. */
 void worker_limit_body(size_t bytes);
 
+/* The built-in module `_pyrt_worker` (its log() sends context.log lines to the
+ * master), registered with Python before it starts (pyembed.c). */
+struct _object *worker_module_init(void);
+
 /* Runs on the channel fd, with the GIL held on entry; never returns. `gate` is the
  * page shared with the master (proto/gate.h). */
 void worker_run(int chan_fd, gate_t *gate) __attribute__((noreturn));

@@ -51,6 +51,7 @@ typedef struct zygote_config {
     size_t max_body;
     const char *user;
     const char *log_level;
+    const char *contract; /* seed, v5 or v2: how pyrt_runtime reads and answers */
     bool preload;
     bool switch_user;
     uid_t uid;
@@ -184,7 +185,7 @@ static void become_worker(int fds[4])
                 strerror(errno));
         _exit(75);
     }
-    if (pyembed_call("after_fork", 0, NULL, NULL) < 0)
+    if (pyembed_call("after_fork", 0, NULL) < 0)
         _exit(73);
     worker_run(CHANNEL_FD, gate);
 }
@@ -269,6 +270,7 @@ static int receive_spawn(void)
 int cmd_zygote(int argc, char **argv)
 {
     zc.log_level = "info";
+    zc.contract = "seed";
     const opt_spec_t specs[] = {
         {"code-dir", 0, OPT_STRING, &zc.code_dir, NULL, 0, 0, NULL, NULL},
         {"entrypoint", 0, OPT_STRING, &zc.entrypoint, NULL, 0, 0, NULL, NULL},
@@ -278,6 +280,7 @@ int cmd_zygote(int argc, char **argv)
         {"user", 0, OPT_STRING, &zc.user, NULL, 0, 0, NULL, NULL},
         {"log-level", 0, OPT_STRING, &zc.log_level, NULL, 0, 0, NULL, NULL},
         {"preload", 0, OPT_FLAG, &zc.preload, NULL, 0, 0, NULL, NULL},
+        {"contract", 0, OPT_STRING, &zc.contract, NULL, 0, 0, NULL, NULL},
         {0},
     };
     char err[PYRT_ERR_LEN];
@@ -314,9 +317,10 @@ int cmd_zygote(int argc, char **argv)
         log_msg(LOG_ERROR, "cannot start Python: %s", err);
         return 1;
     }
-    if (pyembed_call("configure", 2, zc.code_dir, zc.entrypoint) < 0)
+    const char *configure_args[] = {zc.code_dir, zc.entrypoint, zc.contract};
+    if (pyembed_call("configure", 3, configure_args) < 0)
         return 1;
-    if (zc.preload && pyembed_call("preload", 0, NULL, NULL) < 0)
+    if (zc.preload && pyembed_call("preload", 0, NULL) < 0)
         log_msg(LOG_WARN, "--preload: importing %s failed; workers will import it themselves",
                 zc.entrypoint ? zc.entrypoint : "(no entry point)");
 

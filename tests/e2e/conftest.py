@@ -717,16 +717,21 @@ class ServerFactory:
         return server.start()
 
     def finish(self) -> None:
-        problems = []
-        for s in self.servers:
-            for p in s.finish():
-                problems.append(f"[{s.log_path}] {p}")
-            if s.problems:
-                problems.append(f"log tail of {s.log_path}:\n{s.log_tail(20)}")
-        for base in self.bases:
-            shutil.rmtree(base, ignore_errors=True)
-        if problems:
-            pytest.fail("server check failed:\n" + "\n".join(problems), pytrace=False)
+        finish_servers(self.servers, self.bases)
+
+
+def finish_servers(servers: Sequence[Server], bases: Sequence[Path]) -> None:
+    """Stops every server, removes the folders, and fails if any server misbehaved."""
+    problems = []
+    for s in servers:
+        for p in s.finish():
+            problems.append(f"[{s.log_path}] {p}")
+        if s.problems:
+            problems.append(f"log tail of {s.log_path}:\n{s.log_tail(20)}")
+    for base in bases:
+        shutil.rmtree(base, ignore_errors=True)
+    if problems:
+        pytest.fail("server check failed:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """The benchmark cannot rot: its smoke mode (`make bench-smoke`) runs end to end.
 
-bench/bench.py --smoke starts pyrt and the C ceiling, runs each figure once and briefly
-(wrk, fairness, cold start, memory, payload, runaway), stops everything and writes its
-reports. Asserted: the reports exist, both servers answered (non-zero throughput, no
-non-2xx answer), and the script left nothing running. Nothing about speed.
+bench/bench.py --smoke starts pyrt, pyrt with the v5 contract and the C ceiling, runs each
+figure once and briefly (wrk, fairness, cold start, memory, payload, runaway), stops
+everything and writes its reports. Asserted: the reports exist, every server answered
+(non-zero throughput, no non-2xx answer), the v5 logs folder holds only the two files of
+the fixed log id, and the script left nothing running. Nothing about speed. Open-runtimes'
+own server (BENCH_OPENRUNTIMES_SRC) is never needed: the variable is removed here.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from conftest import PYRT, REPO
 
-SMOKE_TIMEOUT = 50.0
+SMOKE_TIMEOUT = 75.0
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("PYRT_SANITIZER")),
@@ -32,8 +34,9 @@ def run_smoke(out: Path, ceiling: Path) -> "subprocess.CompletedProcess[str]":
     on the way out), then SIGKILL, and the test fails."""
     cmd = [sys.executable, str(REPO / "bench" / "bench.py"), "--smoke", "--out", str(out),
            "--pyrt-bin", str(PYRT), "--ceiling-bin", str(ceiling)]
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_OPENRUNTIMES_SRC"}
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+                            stderr=subprocess.PIPE, text=True, cwd=str(REPO), env=env)
     try:
         stdout, stderr = proc.communicate(timeout=SMOKE_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -60,7 +63,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     doc = json.loads((out / "latest.json").read_text())
     assert doc["problems"] == [], doc["problems"]
     assert doc["machine"]["cpus"] >= 1
-    for server in ("pyrt", "ceiling"):
+    for server in ("pyrt", "ceiling", "pyrt-v5"):
         res = doc["results"][server]
         assert "failed" not in res, res["failed"]
         figures = res["throughput"]
@@ -72,10 +75,16 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert res["cold_start_ms"]["median"] > 0
         assert res["pss_after_load_kib"] > 0
         assert res["fairness"]["rps"] > 0
+    assert doc["results"]["pyrt-v5"]["v5_logs"]["files"] == 2, doc["results"]["pyrt-v5"]
+    assert "openruntimes-v5" not in doc["results"]
+    assert "BENCH_OPENRUNTIMES_SRC" in doc["v5"]["skipped"]
+    assert doc["analysis"]["v5"]["pyrt-v5/pyrt"]["rps_c16"] > 0
     runaway = doc["results"]["pyrt"]["runaway"]
     assert runaway["answered"] == len(runaway["runs"]), runaway["runs"]
     md = (out / "latest.md").read_text()
     assert "| pyrt |" in md and "C ceiling" in md
+    assert "## open-runtimes v5 contract" in md and "| pyrt, v5 contract |" in md
     tsv = (out / "latest.tsv").read_text().splitlines()
     assert tsv[0].split("\t")[:2] == ["server", "figure"]
     assert any(line.startswith("pyrt\trps_median\t") for line in tsv)
+    assert any(line.startswith("pyrt-v5\trps_median\t") for line in tsv)

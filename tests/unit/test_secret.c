@@ -127,7 +127,7 @@ static void test_take_unset(void **state)
     (void)state;
     unsetenv("INTERNAL_RUNTIME_KEY");
     char err[256] = "";
-    assert_int_equal(secret_take(err, sizeof(err)), -1);
+    assert_int_equal(secret_take(CONTRACT_SEED, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "INTERNAL_RUNTIME_KEY"));
 }
 
@@ -136,7 +136,7 @@ static void test_take_empty(void **state)
     (void)state;
     setenv("INTERNAL_RUNTIME_KEY", "", 1);
     char err[256] = "";
-    assert_int_equal(secret_take(err, sizeof(err)), -1);
+    assert_int_equal(secret_take(CONTRACT_SEED, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "INTERNAL_RUNTIME_KEY"));
     unsetenv("INTERNAL_RUNTIME_KEY");
 }
@@ -147,7 +147,7 @@ static void test_take_truncates_error_to_errlen(void **state)
     unsetenv("INTERNAL_RUNTIME_KEY");
     char err[16];
     memset(err, '#', sizeof(err));
-    assert_int_equal(secret_take(err, 8), -1);
+    assert_int_equal(secret_take(CONTRACT_SEED, err, 8), -1);
     assert_int_equal(strlen(err), 7);
     assert_int_equal(err[8], '#'); /* nothing written past errlen */
 }
@@ -159,7 +159,7 @@ static void test_take_set(void **state)
     char *env_value = getenv("INTERNAL_RUNTIME_KEY");
     assert_non_null(env_value);
     char err[256] = "";
-    assert_int_equal(secret_take(err, sizeof(err)), 0);
+    assert_int_equal(secret_take(CONTRACT_SEED, err, sizeof(err)), 0);
     assert_null(getenv("INTERNAL_RUNTIME_KEY"));
     /* the value was overwritten where it lay (glibc keeps setenv's strings allocated) */
     assert_memory_equal(env_value, "xxxxxxxxxxxxxxxxxxxxx", KEY_LEN);
@@ -170,6 +170,72 @@ static void test_take_set(void **state)
     assert_false(secret_matches(KEY "!", KEY_LEN + 1));
     assert_false(secret_matches("", 0));
     assert_false(secret_matches("s3cret-key-0123456780", KEY_LEN));
+}
+
+/* ---- base64 (RFC 4648, section 10) ---- */
+
+static void test_base64_vectors(void **state)
+{
+    (void)state;
+    static const char *const vectors[][2] = {
+        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        char out[16];
+        secret_base64((const unsigned char *)vectors[i][0], strlen(vectors[i][0]), out);
+        assert_string_equal(out, vectors[i][1]);
+    }
+    char out[8];
+    const unsigned char high[] = {0xff, 0xfe, 0xfd};
+    secret_base64(high, 3, out);
+    assert_string_equal(out, "//79");
+}
+
+/* ---- v5: OPEN_RUNTIMES_SECRET, its Authorization twin, the empty secret ---- */
+
+static void test_take_v5_unset(void **state)
+{
+    (void)state;
+    unsetenv("OPEN_RUNTIMES_SECRET");
+    char err[256] = "";
+    assert_int_equal(secret_take(CONTRACT_V5, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "OPEN_RUNTIMES_SECRET"));
+}
+
+static void test_take_v5_hides_both_and_knows_authorization(void **state)
+{
+    (void)state;
+    setenv("OPEN_RUNTIMES_SECRET", "test-secret-key", 1);
+    setenv("INTERNAL_RUNTIME_KEY", "other-key", 1);
+    char *v5_value = getenv("OPEN_RUNTIMES_SECRET");
+    char *seed_value = getenv("INTERNAL_RUNTIME_KEY");
+    char err[256] = "";
+    assert_int_equal(secret_take(CONTRACT_V5, err, sizeof(err)), 0);
+    assert_null(getenv("OPEN_RUNTIMES_SECRET"));
+    assert_null(getenv("INTERNAL_RUNTIME_KEY"));
+    assert_memory_equal(v5_value, "xxxxxxxxxxxxxxx", 15);
+    assert_memory_equal(seed_value, "xxxxxxxxx", 9);
+    assert_false(secret_disabled());
+    assert_true(secret_matches("test-secret-key", 15));
+    assert_false(secret_matches("other-key", 9));
+    /* base64("opr:test-secret-key"), as the executor sends it */
+    static const char auth[] = "Basic b3ByOnRlc3Qtc2VjcmV0LWtleQ==";
+    assert_true(secret_is_authorization(auth, sizeof(auth) - 1));
+    assert_false(secret_is_authorization(auth, sizeof(auth) - 2));
+    assert_false(secret_is_authorization("Basic b3ByOnRlc3Qtc2VjcmV0LWtleA==", sizeof(auth) - 1));
+    assert_false(secret_is_authorization("Bearer abc", 10));
+}
+
+static void test_take_v5_empty_disables(void **state)
+{
+    (void)state;
+    setenv("OPEN_RUNTIMES_SECRET", "", 1);
+    char err[256] = "";
+    assert_int_equal(secret_take(CONTRACT_V5, err, sizeof(err)), 0);
+    assert_true(secret_disabled());
+    assert_false(secret_matches("", 0)); /* http.c asks secret_disabled() first */
+    assert_false(secret_is_authorization("Basic b3ByOg==", 14)); /* no twin to hide */
 }
 
 int main(void)
@@ -190,6 +256,10 @@ int main(void)
         cmocka_unit_test(test_take_empty),
         cmocka_unit_test(test_take_truncates_error_to_errlen),
         cmocka_unit_test(test_take_set),
+        cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_take_v5_unset),
+        cmocka_unit_test(test_take_v5_hides_both_and_knows_authorization),
+        cmocka_unit_test(test_take_v5_empty_disables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

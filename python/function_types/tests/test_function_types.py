@@ -156,3 +156,111 @@ def test_metadata_without_tomllib() -> None:
     text = (PACKAGE_ROOT / "pyproject.toml").read_text()
     fields = function_types_build._project_fallback(text)
     assert fields["name"] == "function-types" and fields["version"] == "1.0.0"
+
+
+# ---------------------------------------------------------------- open-runtimes v5
+
+from function_types import (  # noqa: E402
+    Context,
+    ContextRequest,
+    ContextResponse,
+    LegacyRequest,
+    LegacyResponse,
+)
+
+
+@pytest.mark.parametrize("url, host, port, path, query_string, canonical", [
+    ("http://localhost:3000/", "localhost", 3000, "/", "", "http://localhost:3000/"),
+    ("https://www.example.com:3001/a/b?c=d&e=f#frag", "www.example.com", 3001, "/a/b",
+     "c=d&e=f", "https://www.example.com:3001/a/b?c=d&e=f"),
+    ("http://example.com:80/", "example.com", 80, "/", "", "http://example.com/"),
+    ("https://example.com/", "example.com", 443, "/", "", "https://example.com/"),
+    ("https://example.com:80/", "example.com", 80, "/", "", "https://example.com:80/"),
+    ("http://[::1]:8080/x", "[::1]", 8080, "/x", "", "http://[::1]:8080/x"),
+    ("http://host:notaport/", "host", 80, "/", "", "http://host/"),
+    ("http://h/a%20b?x=%26", "h", 80, "/a b", "x=&", "http://h/a b?x=&"),
+    ("http://h/?q=a+b%2Bc", "h", 80, "/", "q=a+b+c", "http://h/?q=a+b+c"),
+])
+def test_context_request_url_parts(url: str, host: str, port: int, path: str,
+                                   query_string: str, canonical: str) -> None:
+    req = ContextRequest(url=url)
+    assert (req.host, req.port, req.path, req.query_string) == (host, port, path, query_string)
+    assert req.url == canonical
+    assert req.scheme == url.split("://")[0]
+
+
+def test_context_request_query_rules() -> None:
+    req = ContextRequest(url="http://h/?a=b&c==d&e=f=g=&h&i=j&&k&=v")
+    assert req.query == {"a": "b", "c": "=d", "e": "f=g=", "h": "", "i": "j", "k": ""}
+    req = ContextRequest(url="http://h/?x=%26y%3D1&n%20m=caf%C3%A9")
+    assert req.query == {"x": "&y=1", "n m": "café"}
+
+
+def test_context_request_bodies() -> None:
+    req = ContextRequest(method="POST", body='{"k": "OK 👋"}',
+                         headers={"content-type": "ApPlIcAtIoN/JSON; charset=utf-8"})
+    assert req.body_binary == '{"k": "OK 👋"}'.encode()
+    assert req.body_text == req.body_raw == '{"k": "OK 👋"}'
+    assert req.body_json == {"k": "OK 👋"} == req.body == req.payload
+    assert ContextRequest(headers={"content-type": "application/json"}).body == {}
+    assert ContextRequest(body="x", headers={"content-type": "text/json"}).body == "x"
+    assert ContextRequest(body="x").body == "x"  # no content type: text
+    with pytest.raises(ValueError):
+        _ = ContextRequest(body="{bad", headers={"content-type": "application/json"}).body
+    with pytest.raises(UnicodeDecodeError):
+        _ = ContextRequest(body=b"\xff").body_text
+    assert isinstance(ContextRequest().env, dict)
+
+
+def test_context_response_outputs() -> None:
+    res = ContextResponse()
+    assert res.text("hé") == {"body": "hé".encode(), "statusCode": 200, "headers": {}}
+    out = res.json({"a": [1, 2]}, 201, {"x": "1"})
+    assert out["body"] == b'{"a":[1,2]}' and out["statusCode"] == 201
+    assert out["headers"] == {"x": "1", "content-type": "application/json"}
+    assert res.binary(bytearray([0, 10, 255]))["body"] == bytes([0, 10, 255])
+    assert res.empty() == {"body": b"", "statusCode": 204, "headers": {}}
+    assert res.redirect("https://x/")["headers"] == {"location": "https://x/"}
+    assert res.redirect("https://x/")["statusCode"] == 301
+    assert res.send("50")["body"] == "50"
+    assert isinstance(res.send(b"\x00")["body"], bytes)
+    assert type(out).__name__ == "ContextOutput" and res.last is not None
+    with pytest.raises(TypeError):
+        res.binary("text")  # type: ignore[arg-type]
+
+
+def test_context_response_does_not_share_headers() -> None:
+    res = ContextResponse()
+    shared: dict[str, str] = {}
+    res.json({}, 200, shared)
+    res.redirect("/x", 302, shared)
+    assert shared == {}  # the caller's dict is never changed
+    assert "content-type" not in res.redirect("/y")["headers"]
+
+
+def test_context_log_lines() -> None:
+    context = Context()
+    context.log("engine:", "open-runtimes")
+    context.log(42, 4.2, True, {"objectKey": "v"}, ["arrayValue"], (1, 2))
+    context.error("A" * 9000)
+    assert context.logs[0] == "engine: open-runtimes"
+    assert context.logs[1] == '42 4.2 True {"objectKey":"v"} ["arrayValue"] [1,2]'
+    assert context.errors[0] == (
+        "A" * 8000 + "... Log truncated due to size limit (8000 characters)")
+    sent: list[tuple[int, str]] = []
+    sinking = Context(sink=lambda stream, line: sent.append((stream, line)))
+    sinking.log("a")
+    sinking.error("b")
+    assert sent == [(0, "a"), (1, "b")] and sinking.logs == [] and sinking.errors == []
+
+
+def test_legacy_v2_objects() -> None:
+    req = LegacyRequest({"K": "v"}, "payload", {"h": "1"})
+    assert req.env is req.variables and req.payload == "payload"
+    assert LegacyRequest().payload == "" and LegacyRequest().env == {}
+    res = LegacyResponse()
+    assert (res.response, res.status, res.is_set) == (None, 200, False)
+    res.send("text", 201)
+    assert (res.response, res.status, res.is_set) == ("text", 201, True)
+    res.json({"a": 1})
+    assert (res.response, res.status) == ({"a": 1}, 200)

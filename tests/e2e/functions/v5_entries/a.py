@@ -1,0 +1,5 @@
+"""Entry point a."""
+
+
+def main(context):
+    return context.res.text('a')

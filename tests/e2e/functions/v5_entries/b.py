@@ -1,0 +1,5 @@
+"""Entry point b."""
+
+
+def main(context):
+    return context.res.text('b')

@@ -1,0 +1,5 @@
+"""Entry point c."""
+
+
+def main(context):
+    return context.res.text('c')

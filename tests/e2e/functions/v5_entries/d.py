@@ -1,0 +1,5 @@
+"""Entry point d."""
+
+
+def main(context):
+    return context.res.text('d')

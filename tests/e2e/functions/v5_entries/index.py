@@ -1,0 +1,5 @@
+"""Entry point index."""
+
+
+def main(context):
+    return context.res.text('index')

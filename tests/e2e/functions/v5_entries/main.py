@@ -1,0 +1,5 @@
+"""Entry point main."""
+
+
+def main(context):
+    return context.res.text('main')
