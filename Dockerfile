@@ -5,6 +5,11 @@
 #   tar -czvf ./code.tar.gz ./
 #   docker run -p 3000:3000 -e INTERNAL_RUNTIME_KEY=... --rm -v $(pwd)/code.tar.gz:/tmp/code.tar.gz python-runtime:3.10 /usr/local/src/launch.sh
 #
+# and as the open-runtimes executor's Python image (docs/container.md): v5 through
+# /usr/local/server/helpers/{build,start,server}.sh (the working directory is
+# /usr/local/server, as in open-runtimes' images), v2 through /usr/local/src/build.sh and
+# the default command /usr/local/src/start.sh.
+#
 # BASE_IMAGE is any Debian 12 image with a CPython 3.8+ that has venv and pip: the
 # official python:3.10-slim-bookworm (Python under /usr/local, headers and python3-config
 # included) or a plain Debian 12 root with python3, python3-dev, python3-venv and
@@ -69,16 +74,27 @@ RUN set -eu; \
         --shell /usr/sbin/nologin pyrt; \
     install -d -o pyrt -g pyrt -m 0755 /usr/code; \
     python3 -c 'import ensurepip, venv' || { \
-        echo "the base image's python3 has no venv/ensurepip (python3-venv)" >&2; exit 1; }
-WORKDIR /usr/code
+        echo "the base image's python3 has no venv/ensurepip (python3-venv)" >&2; exit 1; }; \
+    for tool in bash script awk; do \
+        command -v "$tool" >/dev/null || { echo "the base image has no $tool" >&2; exit 1; }; \
+    done; \
+    install -d -m 0755 /usr/local/server/helpers /usr/local/server/src; \
+    ln -s /tmp/pyrt/function /usr/local/server/src/function
+# bash, script (util-linux's, which the executor's v5 build runs under) and awk come with
+# every Debian base. src/function links into /tmp: the v5 start extracts the function
+# there, so the image also runs read-only with a writable /tmp.
+WORKDIR /usr/local/server
 EXPOSE 3000
-# No curl in a slim image: the base's own python3 asks /__health (no key needed, no user
-# code runs). -I: no PYTHON* variables, no user site. Honours PORT like pyrt does.
+# No curl in a slim image: the base's own python3 asks the health path (no key needed, no
+# user code runs): /__opr/health under the v5 contract (chosen as pyrt chooses it),
+# /__health otherwise. -I: no PYTHON* variables, no user site. Honours PORT like pyrt.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python3", "-I", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/__health' % (os.environ.get('PORT') or '3000'), timeout=4)"]
-# The container starts as root so build.sh can write into a bind-mounted host folder
-# owned by root; launch.sh drops privileges for user code (pyrt --user pyrt).
-CMD ["/usr/local/src/launch.sh"]
+    CMD ["python3", "-I", "-c", "import os, urllib.request; e = os.environ; v5 = e.get('PYRT_CONTRACT') == 'v5' or ('OPEN_RUNTIMES_SECRET' in e and 'INTERNAL_RUNTIME_KEY' not in e and not e.get('PYRT_CONTRACT')); urllib.request.urlopen('http://127.0.0.1:%s/%s' % (e.get('PORT') or '3000', '__opr/health' if v5 else '__health'), timeout=4)"]
+# The container starts as root so the build scripts can write into a bind-mounted host
+# folder owned by root; every start drops privileges for user code (pyrt --user pyrt).
+# The default command is the open-runtimes executor's v2 start; the seed names its
+# commands (launch.sh), and v5 runs helpers/start.sh.
+CMD ["/usr/local/src/start.sh"]
 
 # ---------------------------------------------------------------- toolchain (optional)
 # `docker build --target toolchain -t python-runtime:3.10-toolchain .`: the runtime plus a
@@ -91,15 +107,17 @@ ARG DEBIAN_FRONTEND=noninteractive
 COPY docker/install-build-deps.sh /usr/local/src/
 RUN sh /usr/local/src/install-build-deps.sh gcc g++ libc6-dev make pkg-config
 COPY --from=build /out/ /
-COPY docker/build.sh docker/launch.sh /usr/local/src/
-RUN chmod 0755 /usr/local/src/build.sh /usr/local/src/launch.sh && /usr/local/bin/pyrt --version
+COPY docker/build.sh docker/launch.sh docker/start.sh /usr/local/src/
+COPY docker/helpers/ /usr/local/server/helpers/
+RUN chmod 0755 /usr/local/src/*.sh /usr/local/server/helpers/*.sh && /usr/local/bin/pyrt --version
 
 # ---------------------------------------------------------------- runtime (the default)
 FROM common AS runtime
 COPY --from=build /out/ /
-COPY docker/build.sh docker/launch.sh /usr/local/src/
+COPY docker/build.sh docker/launch.sh docker/start.sh /usr/local/src/
+COPY docker/helpers/ /usr/local/server/helpers/
 RUN set -eu; \
-    chmod 0755 /usr/local/src/build.sh /usr/local/src/launch.sh; \
+    chmod 0755 /usr/local/src/*.sh /usr/local/server/helpers/*.sh; \
     if ldd /usr/local/bin/pyrt | grep 'not found'; then \
         echo "the base image lacks the shared libraries above" >&2; exit 1; \
     fi; \

@@ -2,6 +2,7 @@
 #include "build/build.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <ftw.h>
 #include <limits.h>
 #include <pwd.h>
@@ -31,8 +32,10 @@ typedef struct build {
     const char *entry;
     bool progress; /* a terminal: one line per step */
     struct timespec started;
-    uid_t uid;
-    gid_t gid;
+    /* Who runs user code -- pip or the install command (packages' build scripts), and
+     * the entry point's import: --user, else ourselves. Never root when --user is given;
+     * read_all when that user cannot enter the folder on its own. */
+    proc_user_t user;
     char *err;
     size_t errlen;
 } build_t;
@@ -220,21 +223,54 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
     return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : -1;
 }
 
+/* pip's output when a package had to be compiled and no C compiler was there: say so,
+ * rather than leave the reader to find it in the middle of a traceback. */
+static const char *compiler_hint(const buf_t *output)
+{
+    static const char *const signs[] = {"error: command 'gcc' failed", "error: command 'cc' failed",
+                                        "gcc: not found", "unable to execute 'gcc'",
+                                        "command 'x86_64-linux-gnu-gcc' failed",
+                                        "No such file or directory: 'gcc'"};
+    if (output->data == NULL)
+        return "";
+    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
+        if (strstr(output->data, signs[i]))
+            return "\npyrt build: a requirement had to be compiled from source and there is no C "
+                   "compiler here: install one (pyrt's image: run this step with the image "
+                   "built by `docker build --target toolchain`, see docs/container.md)";
+    return "";
+}
+
 static int run(build_t *b, char *const argv[], const char *what, bool as_user)
 {
     buf_t output = BUF_INIT;
     char perr[256];
-    int rc = proc_run(argv, b->dir, &output, as_user ? b->uid : PROC_SAME_USER, b->gid, perr,
-                      sizeof(perr));
+    proc_user_t self = {PROC_SAME_USER, 0, false, NULL};
+    int rc = proc_run_as(argv, b->dir, &output, as_user ? &b->user : &self, perr, sizeof(perr));
     if (rc != 0) {
         if (rc < 0)
             snprintf(b->err, b->errlen, "%s: %s", what, perr);
         else
-            snprintf(b->err, b->errlen, "%s (exit status %d):\n%s", what, rc,
-                     output.data ? output.data : "");
+            snprintf(b->err, b->errlen, "%s (exit status %d):\n%s%s", what, rc,
+                     output.data ? output.data : "", compiler_hint(&output));
     }
     buf_free(&output);
     return rc == 0 ? 0 : -1;
+}
+
+/* When user code runs as another user who may not write the folder (a folder of root's,
+ * say), runtime-env is made here and given to that user: it writes there and nowhere
+ * else in the folder. */
+static int give_env_to_user(build_t *b, const char *env)
+{
+    if (b->user.uid == PROC_SAME_USER || proc_user_can(&b->user, b->dir, W_OK | X_OK))
+        return 0;
+    if (mkdir(env, 0755) != 0 || chown(env, b->user.uid, b->user.gid) != 0) {
+        snprintf(b->err, b->errlen, "cannot make %s for uid %d: %s", env, (int)b->user.uid,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static int make_env(build_t *b, bool has_requirements)
@@ -247,25 +283,58 @@ static int make_env(build_t *b, bool has_requirements)
         snprintf(b->err, b->errlen, "cannot remove the old %s: %s", env, strerror(errno));
         return -1;
     }
-    step(b, "creating runtime-env with %s", PYRT_PYTHON);
-    char *venv[] = {PYRT_PYTHON, "-m", "venv", "--copies", has_requirements ? env : "--without-pip",
-                    has_requirements ? NULL : env, NULL};
-    if (run(b, venv, "creating runtime-env failed", false) < 0)
+    if (give_env_to_user(b, env) < 0)
         return -1;
-    if (!has_requirements)
+    const char *install = b->opts->install_command;
+    bool with_pip = has_requirements || install;
+    step(b, "creating runtime-env with %s", PYRT_PYTHON);
+    char *venv[] = {PYRT_PYTHON, "-m", "venv", "--copies", with_pip ? env : "--without-pip",
+                    with_pip ? NULL : env, NULL};
+    if (run(b, venv, "creating runtime-env failed", true) < 0)
+        return -1;
+    if (!with_pip)
         return 0;
 
-    step(b, "installing requirements.txt");
-    char *pip[] = {python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check",
-                   "--no-warn-script-location", "-r", "requirements.txt", NULL};
-    if (run(b, pip, "pip could not install requirements.txt", false) < 0)
-        return -1;
+    if (install) {
+        /* The platform's own command, run as its docs say: in the folder, with the venv
+         * active (VIRTUAL_ENV, its bin first on PATH). */
+        step(b, "running the install command: %s", install);
+        const char *path = getenv("PATH");
+        buf_t virtual_env = BUF_INIT, search = BUF_INIT;
+        buf_appendf(&virtual_env, "VIRTUAL_ENV=%s", env);
+        buf_appendf(&search, "PATH=%s/bin:%s", env, path ? path : "/usr/bin:/bin");
+        char *vars[] = {virtual_env.data, search.data, NULL, NULL};
+        if (b->user.env)
+            vars[2] = b->user.env[0]; /* HOME, for another user */
+        char *const *saved = b->user.env;
+        b->user.env = vars;
+        /* Its output is the build log the platform shows: it goes out as it comes. */
+        char *sh[] = {"/bin/sh", "-c", (char *)install, NULL};
+        char perr[256];
+        int rc = proc_run_as(sh, b->dir, NULL, &b->user, perr, sizeof(perr));
+        b->user.env = saved;
+        if (rc < 0)
+            snprintf(b->err, b->errlen, "the install command could not start: %s", perr);
+        else if (rc != 0)
+            snprintf(b->err, b->errlen, "the install command failed (exit status %d): %s", rc,
+                     install);
+        buf_free(&virtual_env);
+        buf_free(&search);
+        if (rc != 0)
+            return -1;
+    } else {
+        step(b, "installing requirements.txt");
+        char *pip[] = {python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check",
+                       "--no-warn-script-location", "-r", "requirements.txt", NULL};
+        if (run(b, pip, "pip could not install requirements.txt", true) < 0)
+            return -1;
+    }
     step(b, "compiling runtime-env");
     char lib[PATH_MAX + 32];
     snprintf(lib, sizeof(lib), "%s/lib", env);
     char *compile[] = {python, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode",
                        "unchecked-hash", lib, NULL};
-    return run(b, compile, "compiling runtime-env failed", false);
+    return run(b, compile, "compiling runtime-env failed", true);
 }
 
 static int write_state(build_t *b, const char *state)
@@ -305,7 +374,7 @@ static int validate(build_t *b)
                         (char *)b->entry, types, NULL};
         buf_t output = BUF_INIT;
         char perr[256];
-        int status = proc_run(argv, b->dir, &output, b->uid, b->gid, perr, sizeof(perr));
+        int status = proc_run_as(argv, b->dir, &output, &b->user, perr, sizeof(perr));
         bool ok_marker = output.data && strstr(output.data, "pyrt-validate: ok\n") != NULL;
         if (status == 0 && ok_marker) {
             rc = 0;
@@ -357,11 +426,38 @@ static int compile_code(build_t *b)
     return run(b, argv, "byte-compiling the code failed", false);
 }
 
+/* The user cannot enter the folder (0700 root, say): it gets the one capability that
+ * lets it read there (proc.h), and the build says which. */
+static int grant_read_all(build_t *b)
+{
+    int cap = proc_read_all_capability();
+    b->user.read_all = cap >= 0;
+    if (cap < 0 || !proc_user_can(&b->user, b->dir, R_OK | X_OK)) {
+        snprintf(b->err, b->errlen,
+                 "uid %d cannot read %s, and pyrt has no capability to let it "
+                 "(CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE): make the folder readable to "
+                 "that user, or build as its owner",
+                 (int)b->user.uid, b->dir);
+        return -1;
+    }
+    fprintf(stderr,
+            "pyrt build: uid %d cannot enter %s on its own: user code runs as uid %d with %s "
+            "(%s)\n",
+            (int)b->user.uid, b->dir, (int)b->user.uid,
+            cap == CAP_DAC_READ_SEARCH ? "CAP_DAC_READ_SEARCH" : "CAP_DAC_OVERRIDE",
+            cap == CAP_DAC_READ_SEARCH
+                ? "it reads and searches any file, and writes only where its uid may"
+                : "the container has no CAP_DAC_READ_SEARCH: it reads and writes past file "
+                  "modes, and is not root");
+    return 0;
+}
+
 /* ------------------------------------------------------------------ run ---- */
 
 int build_run(const build_options_t *opts, char *err, size_t errlen)
 {
-    build_t b = {.opts = opts, .err = err, .errlen = errlen, .uid = PROC_SAME_USER};
+    build_t b = {.opts = opts, .err = err, .errlen = errlen,
+                 .user = {PROC_SAME_USER, 0, false, NULL}};
     clock_gettime(CLOCK_MONOTONIC, &b.started);
     b.progress = isatty(STDERR_FILENO);
     struct stat st;
@@ -390,10 +486,16 @@ int build_run(const build_options_t *opts, char *err, size_t errlen)
             snprintf(err, errlen, "--user %s: no such user", opts->user);
             return -1;
         }
-        b.uid = pw ? pw->pw_uid : (uid_t)id;
-        b.gid = pw ? pw->pw_gid : (gid_t)id;
-        if (geteuid() != 0)
-            b.uid = PROC_SAME_USER; /* only root can switch */
+        b.user.uid = pw ? pw->pw_uid : (uid_t)id;
+        b.user.gid = pw ? pw->pw_gid : (gid_t)id;
+        /* Another user's HOME may not exist (pyrt's has none; a host uid has no passwd
+         * entry here): pip and the like get a writable one. HOME is the only entry. */
+        static char *other_home[] = {"HOME=/tmp", NULL};
+        b.user.env = other_home;
+        if (geteuid() != 0 || b.user.uid == 0)
+            b.user.uid = PROC_SAME_USER; /* only root can switch; root is ourselves */
+        else if (!proc_user_can(&b.user, b.dir, R_OK | X_OK) && grant_read_all(&b) < 0)
+            return -1;
     }
     if (check_symlinks(&b) < 0)
         return -1;
@@ -402,6 +504,8 @@ int build_run(const build_options_t *opts, char *err, size_t errlen)
     unsigned long long h = build_digest(0xcbf29ce484222325ULL, "pyrt-build-1", 12);
     h = build_digest(h, PYRT_PYTHON, strlen(PYRT_PYTHON) + 1);
     h = build_digest(h, PYRT_PYTHON_VERSION, strlen(PYRT_PYTHON_VERSION) + 1);
+    if (opts->install_command)
+        h = build_digest(h, opts->install_command, strlen(opts->install_command) + 1);
     if (has_requirements) {
         char req[PATH_MAX + 32];
         snprintf(req, sizeof(req), "%s/requirements.txt", b.dir);

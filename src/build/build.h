@@ -20,7 +20,9 @@ typedef struct build_options {
     const char *dir;
     const char *entrypoint; /* NULL: main.py, else index.py */
     bool force;             /* make runtime-env anew */
-    const char *user;       /* started as root: validate as this user */
+    const char *user;       /* started as root: run user code (pip, the install command,
+                               the entry point's import) as this user, never as root */
+    const char *install_command; /* run instead of pip install -r requirements.txt */
 } build_options_t;
 
 int build_run(const build_options_t *opts, char *err, size_t errlen);

@@ -16,7 +16,11 @@ int cmd_build(int argc, char **argv)
         {"force", 'f', OPT_FLAG, &o.force, "PYRT_FORCE", 0, 0, NULL,
          "make runtime-env anew even if the requirements did not change"},
         {"user", 'u', OPT_STRING, &o.user, "PYRT_USER", 0, 0, "NAME|UID",
-         "started as root: check the entry point as this user"},
+         "started as root: run user code (pip, the install command, the entry point's "
+         "import) as this user"},
+        {"install-command", 0, OPT_STRING, &o.install_command, "PYRT_INSTALL_COMMAND", 0, 0,
+         "CMD", "run CMD (sh -c, in DIR, runtime-env active) instead of pip install -r "
+         "requirements.txt"},
         {0},
     };
     char err[PYRT_ERR_LEN * 16];

@@ -1,6 +1,7 @@
 /* cmd_launch.c -- `pyrt launch`: extract the archive safely, then serve it.
  *
- * Takes --archive FILE (default /tmp/code.tar.gz, env PYRT_ARCHIVE) out of the
+ * Takes --archive FILE (default /tmp/code.tar.gz, env PYRT_ARCHIVE) and --extract-only
+ * (extract, then exit: the image's start script times the two steps apart) out of the
  * arguments; everything else is `pyrt serve`'s, --code-dir (default /usr/code)
  * included, which is also where the archive goes. */
 #include <stdio.h>
@@ -41,19 +42,26 @@ int cmd_launch(int argc, char **argv)
     char **rest = xcalloc((size_t)argc + 3, sizeof(char *));
     int nrest = 0;
     bool code_dir_given = false;
+    bool extract_only = false;
     const char *contract_flag = getenv("PYRT_CONTRACT");
     for (int i = 0; i < argc; i++) {
         int consumed = 0;
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: pyrt launch [--archive FILE] [--code-dir DIR] [serve options]\n\n"
-                   "Extracts FILE (default /tmp/code.tar.gz) into DIR (default /usr/code),\n"
-                   "refusing members that would land outside it, then serves DIR exactly\n"
-                   "as `pyrt serve` does. Serve options:\n\n");
+            printf("usage: pyrt launch [--archive FILE] [--code-dir DIR] [--extract-only]\n"
+                   "                   [serve options]\n\n"
+                   "Extracts FILE (default /tmp/code.tar.gz; gzip or plain tar) into DIR\n"
+                   "(default /usr/code), refusing members that would land outside it, then\n"
+                   "serves DIR exactly as `pyrt serve` does (--extract-only: stops there).\n"
+                   "Serve options:\n\n");
             char help[] = "--help";
             char *args[] = {help, NULL};
             free(rest);
             return cmd_serve(1, args);
+        }
+        if (strcmp(argv[i], "--extract-only") == 0) {
+            extract_only = true;
+            continue;
         }
         if ((v = value_of(argc, argv, i, "--archive", &consumed)) != NULL) {
             archive = v;
@@ -71,8 +79,8 @@ int cmd_launch(int argc, char **argv)
     /* The secret is checked before anything is extracted; `serve` takes it. */
     char err[PYRT_ERR_LEN];
     contract_t contract;
-    if (contract_resolve(contract_flag, &contract, err, sizeof(err)) < 0 ||
-        contract_check_secret(contract, err, sizeof(err)) < 0) {
+    if (!extract_only && (contract_resolve(contract_flag, &contract, err, sizeof(err)) < 0 ||
+                          contract_check_secret(contract, err, sizeof(err)) < 0)) {
         fprintf(stderr, "pyrt launch: %s\n", err);
         free(rest);
         return 1;
@@ -81,6 +89,10 @@ int cmd_launch(int argc, char **argv)
         fprintf(stderr, "pyrt launch: %s\n", err);
         free(rest);
         return 1;
+    }
+    if (extract_only) {
+        free(rest);
+        return 0;
     }
     char *code_dir_arg = NULL;
     if (!code_dir_given) {

@@ -12,9 +12,12 @@
 int cmd_pack(int argc, char **argv)
 {
     const char *output = NULL;
+    bool plain = false;
     const opt_spec_t specs[] = {
         {"output", 'o', OPT_STRING, &output, NULL, 0, 0, "FILE",
          "the archive to write (default DIR/code.tar.gz)"},
+        {"no-gzip", 0, OPT_FLAG, &plain, "PYRT_NO_GZIP", 0, 0, NULL,
+         "a plain tar (extraction tells the two apart by their bytes, not the name)"},
         {0},
     };
     char err[PYRT_ERR_LEN];
@@ -26,7 +29,7 @@ int cmd_pack(int argc, char **argv)
         return 2;
     }
     if (help) {
-        printf("usage: pyrt pack [DIR] [-o FILE]\n\n"
+        printf("usage: pyrt pack [DIR] [-o FILE] [--no-gzip]\n\n"
                "Writes a gzip tar of DIR's contents (runtime-env included), members ./...,\n"
                "in a fixed order with fixed times: the same folder gives the same bytes.\n\n"
                "options:\n");
@@ -39,7 +42,7 @@ int cmd_pack(int argc, char **argv)
         buf_append_str(&out, output);
     else
         buf_appendf(&out, "%s/code.tar.gz", dir);
-    int rc = tar_pack(dir, out.data, err, sizeof(err));
+    int rc = tar_pack(dir, out.data, plain, err, sizeof(err));
     if (rc < 0)
         fprintf(stderr, "pyrt pack: %s\n", err);
     else if (isatty(STDERR_FILENO))

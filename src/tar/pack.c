@@ -168,7 +168,7 @@ static int pack_dir(pack_state_t *ps, const char *path, const char *member_prefi
     return rc;
 }
 
-int tar_pack(const char *dir, const char *out, char *err, size_t errlen)
+int tar_pack(const char *dir, const char *out, bool plain, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -193,9 +193,9 @@ int tar_pack(const char *dir, const char *out, char *err, size_t errlen)
         ps.nskip++;
     ps.a = archive_write_new();
     int rc = 0;
-    if (archive_write_add_filter_gzip(ps.a) != ARCHIVE_OK ||
+    if ((!plain && (archive_write_add_filter_gzip(ps.a) != ARCHIVE_OK ||
+                    archive_write_set_options(ps.a, "gzip:!timestamp") != ARCHIVE_OK)) ||
         archive_write_set_format_pax_restricted(ps.a) != ARCHIVE_OK ||
-        archive_write_set_options(ps.a, "gzip:!timestamp") != ARCHIVE_OK ||
         archive_write_open_fd(ps.a, fd) != ARCHIVE_OK) {
         snprintf(err, errlen, "cannot start the archive %s: %s", out, archive_error_string(ps.a));
         rc = -1;

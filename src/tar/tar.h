@@ -12,11 +12,12 @@
 #ifndef PYRT_TAR_H
 #define PYRT_TAR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Writes a gzip tar of dir's contents to out (out itself, if inside dir, is left out).
- * 0, or -1 with err naming the file that failed. */
-int tar_pack(const char *dir, const char *out, char *err, size_t errlen);
+/* Writes a tar of dir's contents to out (out itself, if inside dir, is left out),
+ * gzip-compressed unless `plain`. 0, or -1 with err naming the file that failed. */
+int tar_pack(const char *dir, const char *out, bool plain, char *err, size_t errlen);
 
 /* Extracts archive into dir (created if missing). 0, or -1 with err naming the archive
  * or the member that was refused. */

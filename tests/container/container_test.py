@@ -53,6 +53,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
+# executor_steps imports this module by name: run as a script, it is __main__ too.
+sys.modules.setdefault("container_test", sys.modules[__name__])
+
 REPO = Path(__file__).resolve().parent.parent.parent
 HOST = "127.0.0.1"
 BASE_IMAGE = os.environ.get("PYRT_CT_BASE", "localhost/pyrt-bookworm-base:1")
@@ -573,15 +576,18 @@ def check_image(run: Run) -> str:
     # podman shows the health check at the top level, docker under Config
     check = config.get("Healthcheck") or cfg.get("Healthcheck") or {}
     test = check.get("Test") or []
-    if not any("__health" in part for part in test):
+    if not any("__health" in part and "__opr/health" in part for part in test):
         raise TestFailure(f"no HEALTHCHECK on /__health in the image: {check}"
                           " (built without --format docker?)")
     inside = expect_ok(podman(run, [
         "run", "--rm", "--name", run.name("inspect"), "--network=none", IMAGE, "sh", "-c",
         "stat -c '%U %G %a' /usr/code; id -u pyrt; command -v pyrt;"
-        " ls /usr/local/src/build.sh /usr/local/src/launch.sh;"
+        " ls /usr/local/src/build.sh /usr/local/src/launch.sh /usr/local/src/start.sh"
+        " /usr/local/server/helpers/build.sh /usr/local/server/helpers/start.sh"
+        " /usr/local/server/helpers/server.sh >/dev/null; pwd;"
         " command -v cc gcc || echo no-compiler"])).stdout.split("\n")
-    if not inside[0].startswith("pyrt pyrt") or inside[1] == "0" or "no-compiler" not in inside:
+    if not inside[0].startswith("pyrt pyrt") or inside[1] == "0" or "no-compiler" not in inside \
+            or "/usr/local/server" not in inside:
         raise TestFailure(f"unexpected image contents: {inside}")
     size, base = image_size(run, IMAGE), image_size(run, BASE_IMAGE)
     above = size - base
@@ -742,6 +748,10 @@ def main() -> int:
             build_image(run, IMAGE, None, "build-image.log")
             t.note = check_image(run)
         seed_steps(run, key)
+        import executor_steps
+        executor_steps.v5_steps(run, run.work / "wheels")
+        executor_steps.v2_steps(run, run.work / "wheels", key)
+        executor_steps.seed_any_folder_steps(run, run.work / "wheels", key)
         compiled_steps(run, key)
     except TestFailure as exc:
         failure = str(exc)

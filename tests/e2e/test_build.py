@@ -414,3 +414,96 @@ def test_symlinks_inside_are_fine(tmp_path: Path) -> None:
     os.symlink("lib", fn / "lib-link")
     expect_ok(build(fn))
     assert symlinks_escaping(fn) == []
+
+
+# --------------------------------------------------------------------------- user code's user
+
+ROOT_REFUSING_MAIN = ("import os\n\nif os.geteuid() == 0:\n"
+                      "    raise RuntimeError('imported as root')\n\n\n" + DEMO_MAIN.replace(
+                          "from helpers.util import shout\n", "shout = str.upper\n"))
+
+
+def test_root_only_folder_is_built_as_user(wheelhouse: Wheelhouse) -> None:
+    """A 0700 folder of root's (a `mktemp -d`), --user nobody: pip and the entry point's
+    import run as nobody, who may read the folder but writes only runtime-env; the
+    user's files keep their owner, and nothing runs as root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    base = new_base()
+    try:
+        fn = base / "fn"
+        write_tree(fn, {"main.py": ROOT_REFUSING_MAIN, "requirements.txt": "pyrtdemo==1.0\n"})
+        os.chmod(fn, 0o700)
+        before = user_files(fn)
+        expect_ok(build(fn, "--user", "nobody", env=find_links_env(wheelhouse.dir)))
+        nobody = 65534
+        site = list(fn.glob("runtime-env/lib/python3*/site-packages/pyrtdemo/__init__.py"))
+        assert site and site[0].stat().st_uid == nobody, "pip did not run as nobody"
+        assert (fn / "runtime-env").stat().st_uid == nobody
+        assert stat.S_IMODE(fn.stat().st_mode) == 0o700 and fn.stat().st_uid == 0
+        assert user_files(fn) == before
+        out = run_in_env(fn, "import pyrtdemo; print(pyrtdemo.VALUE)")
+        assert out.stdout.strip() == DEMO_VALUE
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_user_that_cannot_run_the_env_is_named(tmp_path: Path) -> None:
+    """A failure to run user code as the user says which uid and why, not 'compiler'."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    base = new_base()
+    try:
+        fn = base / "fn"
+        write_tree(fn, {"main.py": GOOD})
+        expect_ok(build(fn))  # runtime-env made as root, mode 0755
+        os.chmod(fn / "runtime-env" / "bin", 0o700)  # now nobody cannot run its python
+        err = expect_error(build(fn, "--user", "nobody"), "build")
+        assert "65534" in err and "Permission denied" in err, err
+        assert "compiler" not in err
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- --install-command
+
+def test_install_command_runs_in_the_env(wheelhouse: Wheelhouse, tmp_path: Path) -> None:
+    """The platform's install command, run as given: in the folder, runtime-env active;
+    its output shows as it comes; pyrt still compiles and checks the entry point."""
+    fn = tmp_path / "fn"
+    write_tree(fn, {"main.py": DEMO_MAIN.replace("from helpers.util import shout\n",
+                                                  "shout = str.upper\n"),
+                    "requirements.txt": "pyrtdemo==1.0\n"})
+    command = ('echo "venv=$VIRTUAL_ENV python=$(command -v python) cwd=$(pwd)" && '
+               "pip install --no-cache-dir -r requirements.txt")
+    result = expect_ok(build(fn, "--install-command", command,
+                             env=find_links_env(wheelhouse.dir)))
+    venv = fn / "runtime-env"
+    assert f"venv={venv} python={venv}/bin/python cwd={fn}" in result.stdout, result.describe()
+    assert "pyrtdemo" in result.stdout  # pip's own output, not captured away
+    assert run_in_env(fn, "import pyrtdemo; print(pyrtdemo.VALUE)").stdout.strip() == DEMO_VALUE
+    assert pyc_flags(next(fn.glob("__pycache__/main.*.pyc"))) == 0b01
+
+
+def test_install_command_failure_is_named(tmp_path: Path) -> None:
+    fn = tmp_path / "fn"
+    write_tree(fn, {"main.py": GOOD})
+    err = expect_error(build(fn, "--install-command", "echo trying; exit 7"), "build")
+    assert "install command failed (exit status 7)" in err and "exit 7" in err
+    err = expect_error(build(fn, env={"PYRT_INSTALL_COMMAND": "false"}), "build")
+    assert "install command failed" in err
+
+
+def test_install_command_as_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    base = new_base()
+    try:
+        fn = base / "fn"
+        write_tree(fn, {"main.py": GOOD})
+        os.chmod(fn, 0o700)
+        result = expect_ok(build(fn, "--user", "nobody", "--install-command",
+                                 'echo "uid=$(id -u) home=$HOME"'))
+        assert "uid=65534 home=/tmp" in result.stdout, result.describe()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

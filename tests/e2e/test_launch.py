@@ -315,3 +315,25 @@ def test_launch_needs_the_key(base: Path) -> None:
     result = run_tool(launch_args(archive, base / "code"), key=None, timeout=15)
     err = expect_error(result, "launch")
     assert "INTERNAL_RUNTIME_KEY" in err
+
+
+def test_extract_only_and_plain_tar(base: Path) -> None:
+    """--extract-only extracts and exits (the image's v5 start times the two steps apart),
+    needing no key; a plain tar (pack --no-gzip, or code.tar) extracts like a gzip one."""
+    fn = base / "fn"
+    write_tree(fn, {"main.py": HELLO_MAIN, "lib/data.txt": "data\n"})
+    for name, extra in (("code.tar", ["--no-gzip"]), ("code.tar.gz", [])):
+        archive = base / name
+        expect_ok(run_tool(["pack", str(fn), "-o", str(archive), *extra]))
+        assert (archive.read_bytes()[:2] == b"\x1f\x8b") == (not extra)
+        code = base / f"code-{name}"
+        result = run_tool(["launch", "--extract-only", "--archive", str(archive),
+                           "--code-dir", str(code)], key=None, timeout=15)
+        expect_ok(result)
+        assert (code / "main.py").read_text() == HELLO_MAIN
+        assert (code / "lib" / "data.txt").read_text() == "data\n"
+    bad = write_tar(base / "bad.tar.gz", [tar_file("../escape.py", b"x")])
+    err = expect_error(run_tool(["launch", "--extract-only", "--archive", str(bad),
+                                 "--code-dir", str(base / "code-bad")], key=None,
+                                timeout=15), "launch")
+    assert "escape.py" in err and not (base / "escape.py").exists()

@@ -6,6 +6,7 @@ relative (`./...`), and deterministic: the same folder gives the same bytes.
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import tarfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import ToolResult, expect_error, expect_ok, run_tool
+from toolchain import ToolResult, expect_error, expect_ok, run_tool, write_tree
 
 FILES = {
     "main.py": "def main(req, res):\n    return res.send('packed')\n",
@@ -146,3 +147,13 @@ def test_pack_not_a_folder(tmp_path: Path, make: str) -> None:
         target.write_text("x")
     err = expect_error(pack(str(target), "-o", str(tmp_path / "x.tar.gz")), "pack")
     assert "target" in err
+
+
+def test_no_gzip_is_a_plain_tar_of_the_same_members(tmp_path: Path) -> None:
+    fn = tmp_path / "fn"
+    write_tree(fn, {"main.py": "x = 1\n", "sub/a.txt": "a\n"})
+    expect_ok(run_tool(["pack", str(fn), "-o", str(tmp_path / "a.tar.gz")]))
+    expect_ok(run_tool(["pack", str(fn), "-o", str(tmp_path / "a.tar"), "--no-gzip"]))
+    plain = (tmp_path / "a.tar").read_bytes()
+    assert plain[257:262] == b"ustar"  # not compressed
+    assert gzip.decompress((tmp_path / "a.tar.gz").read_bytes()) == plain
