@@ -2,7 +2,7 @@
 """pyrt's benchmark: pyrt against the anchors and a C ceiling, in one run, one machine.
 
     make bench                    # installs the servers, builds, runs this (~10-15 min)
-    make bench-smoke              # pyrt and the C ceiling, one short run, nothing installed
+    make bench-smoke              # pyrt (seed, v5) and the C ceiling, one short run
     /usr/bin/python3 bench/bench.py [--smoke] [--servers pyrt,ceiling,...] [--runs N]
         [--duration S] [--out DIR] [--pyrt-bin PATH] [--ceiling-bin PATH]
 
@@ -21,13 +21,21 @@ bench/README.md for how each is taken):
 - payload scaling: an echo function with 1 KiB .. 10 MiB payloads;
 - runaway code: `while True: pass` with "timeout": 2.
 
+The v5 workload (open-runtimes' contract, CONTRACT.md section 5): pyrt with `--contract v5`
+("pyrt-v5") and, when BENCH_OPENRUNTIMES_SRC names a folder with open-runtimes' own Python
+server (never part of this repository: bench/README.md), that server under gunicorn with its
+aiohttp worker ("openruntimes-v5"), both running bench/functions/v5 with the executor's
+request; throughput, latency, CPU, fairness, cold start and memory as above.
+
 Writes latest.md, latest.json and latest.tsv into --out. Python 3 stdlib only.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
+import hashlib
 import json
 import os
 import platform
@@ -65,10 +73,44 @@ STOP_TIMEOUT = 10.0
 STALL_MS = 1000
 FRESH_TARGET_MS = 5.0
 
-ALL_SERVERS = ["ceiling", "pyrt", "uwsgi", "uvicorn", "aiohttp", "gunicorn", "flask"]
+ALL_SERVERS = ["ceiling", "pyrt", "uwsgi", "uvicorn", "aiohttp", "gunicorn", "flask",
+               "pyrt-v5", "openruntimes-v5"]
 ANCHORS = ["uwsgi", "uvicorn", "aiohttp", "gunicorn", "flask"]
+V5_SERVERS = ["pyrt-v5", "openruntimes-v5"]
 
 UPSTREAM_ANSWER = {"normal": "Hello World!", "env1": "Hello World!", "payload": "Hello World! 2"}
+SEED_HEADERS = (("Content-Type", "application/json"), ("x-internal-challenge", KEY))
+
+# The v5 workload: bench/functions/v5 answers this to the request below, which carries the
+# headers the open-runtimes executor sends (executeV5) plus a user header. Logging is
+# enabled with a fixed log id, so every execution appends to the same two files.
+V5_SECRET = "bench-open-runtimes-secret"
+V5_LOG_ID = "bench"
+V5_PATH = "/hello?name=bench"
+V5_TIMEOUT = 15
+V5_BODY = b'{"payload": "Hello World! 2"}'
+V5_ANSWER = {"normal": "Hello World!", "env1": "Hello World!", "payload": "Hello World! 2",
+             "path": "/hello", "name": "bench", "test": "test1"}
+OPENRUNTIMES_ENV = "BENCH_OPENRUNTIMES_SRC"
+OPENRUNTIMES_SH = APPS / "openruntimes_v5.sh"
+OPENRUNTIMES_FILES = ("server.py", "custom_worker.py", "function_types.py", "logger.py",
+                      "config.py")
+OPENRUNTIMES_HOWTO = (f"set {OPENRUNTIMES_ENV} to a folder holding open-runtimes' "
+                      "runtimes/python/versions/latest/src (bench/README.md says how to "
+                      "extract it from a clone)")
+
+
+def v5_headers(logging: bool) -> tuple[tuple[str, str], ...]:
+    """The executor's headers (open-runtimes/executor, Docker.php executeV5), the fixed log
+    id, the body's type and one user header."""
+    basic = base64.b64encode(f"opr:{V5_SECRET}".encode()).decode()
+    out = [("content-type", "application/json"), ("test", "test1"),
+           ("x-open-runtimes-secret", V5_SECRET), ("Authorization", f"Basic {basic}"),
+           ("x-open-runtimes-timeout", str(V5_TIMEOUT)),
+           ("x-open-runtimes-logging", "enabled" if logging else "disabled")]
+    if logging:
+        out.append(("x-open-runtimes-log-id", V5_LOG_ID))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- processes
@@ -154,7 +196,16 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- HTTP client
 
-def http_request(port: int, body: bytes, timeout: float,
+@dataclass(frozen=True)
+class Req:
+    """One request: the body, and the path and headers it goes with (the seed's by
+    default). Host and Content-Length are added."""
+    body: bytes
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = SEED_HEADERS
+
+
+def http_request(port: int, req: Req, timeout: float,
                  on_connect: Optional[Callable[[int], None]] = None) -> tuple[int, bytes, float]:
     """One POST on a fresh connection: (status, body, seconds from connect to the end of
     the answer). Raises OSError (refused, reset, timed out) or ValueError (bad answer)."""
@@ -163,9 +214,10 @@ def http_request(port: int, body: bytes, timeout: float,
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if on_connect is not None:
             on_connect(s.getsockname()[1])
-        head = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-                f"x-internal-challenge: {KEY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        s.sendall(head + body)
+        lines = [f"POST {req.path} HTTP/1.1", f"Host: {HOST}:{port}",
+                 *(f"{name}: {value}" for name, value in req.headers),
+                 f"Content-Length: {len(req.body)}"]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + req.body)
         s.settimeout(max(0.001, timeout - (time.monotonic() - start)))
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -225,11 +277,16 @@ class Spec:
     """How to start one server."""
     name: str
     label: str
-    argv: Callable[[int, int], list[str]]     # (port, workers) -> command line
+    argv: Callable[[int, int, Path], list[str]]  # (port, workers, instance dir) -> argv
     python: bool = True                       # runs the functions (False: the C ceiling)
     multi_worker: bool = True                 # takes a worker count
     packages: tuple[str, ...] = ()
     note: str = ""
+    workload: str = "seed"                    # "seed" (post.lua's request) or "v5"
+
+    @property
+    def is_pyrt(self) -> bool:
+        return self.name.startswith("pyrt")
 
 
 @dataclass
@@ -242,6 +299,7 @@ class Server:
     env: dict[str, str]
     proc: "subprocess.Popen[bytes]"
     started: float
+    inst_dir: Path
     seen: set[tuple[int, str]] = field(default_factory=set)
     marks: list[tuple[int, str]] = field(default_factory=lambda: [(0, "start-up")])
 
@@ -269,7 +327,7 @@ class Server:
 
     def command(self) -> str:
         extra = {k: v for k, v in self.env.items()
-                 if self.spec.python and k in ("INTERNAL_RUNTIME_KEY", "BENCH_CODE_DIR")}
+                 if self.spec.python and k in SHOWN_ENV}
         return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in sorted(extra.items())),
                          shlex.join(self.argv)])
 
@@ -325,6 +383,10 @@ class Server:
         return problems, note
 
 
+SHOWN_ENV = ("INTERNAL_RUNTIME_KEY", "BENCH_CODE_DIR", "OPEN_RUNTIMES_SECRET",
+             "OPEN_RUNTIMES_ENTRYPOINT", "ENV1")
+
+
 # The servers this script started and has not stopped yet: never taken for orphans.
 OWN_CHILDREN: set[int] = set()
 
@@ -350,50 +412,73 @@ def reap_orphans(name: str) -> list[str]:
     return problems
 
 
-def make_specs(pyrt_bin: Path, ceiling_bin: Path, code: Path) -> dict[str, Spec]:
+def make_specs(pyrt_bin: Path, ceiling_bin: Path, code: Path,
+               openruntimes_src: Optional[Path]) -> dict[str, Spec]:
     apps = str(APPS)
 
-    def pyrt(port: int, n: int) -> list[str]:
+    def pyrt(port: int, n: int, _d: Path) -> list[str]:
         return [str(pyrt_bin), "serve", "--code-dir", str(code), "--host", HOST,
                 "--port", str(port), "--workers", str(n)]
 
-    return {
+    def pyrt_v5(port: int, n: int, inst: Path) -> list[str]:
+        return [str(pyrt_bin), "serve", "--contract", "v5", "--code-dir", str(code / "v5"),
+                "--host", HOST, "--port", str(port), "--workers", str(n),
+                "--logs-dir", str(inst / "logs")]
+
+    def openruntimes_v5(port: int, n: int, inst: Path) -> list[str]:
+        return ["/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh",
+                str(OPENRUNTIMES_SH), str(openruntimes_src), str(code / "v5"),
+                str(inst / "logs"), str(inst / "ns"), str(port), str(n)]
+
+    specs = {
         "ceiling": Spec("ceiling", "C ceiling (epoll, no Python)",
-                        lambda port, n: [str(ceiling_bin), HOST, str(port), str(n)],
+                        lambda port, n, _d: [str(ceiling_bin), HOST, str(port), str(n)],
                         python=False),
         "pyrt": Spec("pyrt", "pyrt", pyrt,
                      note="default logging (info: one access line per request, stderr to a file)"),
         "uwsgi": Spec("uwsgi", "uWSGI http11-socket",
-                      lambda port, n: ["/usr/bin/uwsgi", "--strict", "--plugin", "python3",
-                                       "--http11-socket", f"{HOST}:{port}", "--master",
-                                       "--processes", str(n), "--single-interpreter",
-                                       "--need-app", "--die-on-term", "--disable-logging",
-                                       "--wsgi-file", f"{apps}/wsgi_app.py"],
+                      lambda port, n, _d: ["/usr/bin/uwsgi", "--strict", "--plugin", "python3",
+                                           "--http11-socket", f"{HOST}:{port}", "--master",
+                                           "--processes", str(n), "--single-interpreter",
+                                           "--need-app", "--die-on-term", "--disable-logging",
+                                           "--wsgi-file", f"{apps}/wsgi_app.py"],
                       packages=("uwsgi-core", "uwsgi-plugin-python3")),
         "uvicorn": Spec("uvicorn", "uvicorn + uvloop + httptools",
-                        lambda port, n: [PYTHON, "-m", "uvicorn", "--host", HOST,
-                                         "--port", str(port), "--workers", str(n),
-                                         "--loop", "uvloop", "--http", "httptools",
-                                         "--no-access-log", "--app-dir", apps, "asgi_app:app"],
+                        lambda port, n, _d: [PYTHON, "-m", "uvicorn", "--host", HOST,
+                                             "--port", str(port), "--workers", str(n),
+                                             "--loop", "uvloop", "--http", "httptools",
+                                             "--no-access-log", "--app-dir", apps, "asgi_app:app"],
                         packages=("python3-uvicorn", "python3-uvloop", "python3-httptools")),
         "aiohttp": Spec("aiohttp", "gunicorn + aiohttp worker (open-runtimes v5 stack)",
-                        lambda port, n: ["/usr/bin/gunicorn", "--workers", str(n),
-                                         "--worker-class", "aiohttp.GunicornWebWorker",
-                                         "--bind", f"{HOST}:{port}", "--chdir", apps,
-                                         "aiohttp_app:app"],
+                        lambda port, n, _d: ["/usr/bin/gunicorn", "--workers", str(n),
+                                             "--worker-class", "aiohttp.GunicornWebWorker",
+                                             "--bind", f"{HOST}:{port}", "--chdir", apps,
+                                             "aiohttp_app:app"],
                         packages=("gunicorn", "python3-aiohttp")),
         "gunicorn": Spec("gunicorn", "gunicorn sync",
-                         lambda port, n: ["/usr/bin/gunicorn", "--workers", str(n),
-                                          "--worker-class", "sync", "--bind", f"{HOST}:{port}",
-                                          "--chdir", apps, "wsgi_app:app"],
+                         lambda port, n, _d: ["/usr/bin/gunicorn", "--workers", str(n),
+                                              "--worker-class", "sync", "--bind", f"{HOST}:{port}",
+                                              "--chdir", apps, "wsgi_app:app"],
                          packages=("gunicorn",),
                          note="sync workers close the connection after each answer"),
         "flask": Spec("flask", "seed: Flask dev server, re-import per request",
-                      lambda port, n: [PYTHON, "-m", "flask", "--app", f"{apps}/seed_flask.py",
-                                       "run", "--host", HOST, "--port", str(port)],
+                      lambda port, n, _d: [PYTHON, "-m", "flask", "--app", f"{apps}/seed_flask.py",
+                                           "run", "--host", HOST, "--port", str(port)],
                       multi_worker=False, packages=("python3-flask", "python3-werkzeug"),
                       note="one process (threaded), as the seed ran it; no worker count"),
+        "pyrt-v5": Spec("pyrt-v5", "pyrt, v5 contract", pyrt_v5, workload="v5",
+                        note="`serve --contract v5`, default logging (an access line per "
+                             "request, stderr to a file)"),
     }
+    if openruntimes_src is not None:
+        specs["openruntimes-v5"] = Spec(
+            "openruntimes-v5", "open-runtimes' v5 server (gunicorn + aiohttp worker)",
+            openruntimes_v5, workload="v5", packages=("gunicorn", "python3-aiohttp"),
+            note=f"their server.py from {OPENRUNTIMES_ENV}, run as their hooks/server.sh "
+                 "does (gunicorn --preload --timeout 0, their aiohttp worker class, "
+                 "--log-level=warning) but on Debian's gunicorn and aiohttp, in a private "
+                 "mount namespace: bench/apps/openruntimes_v5.sh")
+    return specs
 
 
 class Lab:
@@ -412,25 +497,33 @@ class Lab:
               tag: str = "") -> Server:
         spec = self.specs[name]
         port = free_port()
-        argv = spec.argv(port, workers) + list(extra)
-        env = {"PATH": SERVER_PATH, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
-               "INTERNAL_RUNTIME_KEY": KEY, "BENCH_CODE_DIR": str(self.code)}
         self.count += 1
+        inst_dir = self.work / f"{self.count:02d}-{name}{tag}.d"
+        argv = spec.argv(port, workers, inst_dir) + list(extra)
+        env = {"PATH": SERVER_PATH, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+        if spec.workload == "v5":
+            # The v5 executor's variables; ENV1 is the function's own (answered back).
+            env.update(OPEN_RUNTIMES_SECRET=V5_SECRET, OPEN_RUNTIMES_ENTRYPOINT="index.py",
+                       ENV1=UPSTREAM_ANSWER["env1"])
+            (inst_dir / "logs").mkdir(parents=True)
+            (inst_dir / "ns").mkdir()
+        else:
+            env.update(INTERNAL_RUNTIME_KEY=KEY, BENCH_CODE_DIR=str(self.code))
         log_path = self.work / f"{self.count:02d}-{name}{tag}.log"
         with open(log_path, "wb") as out:
             started = time.monotonic()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                     env=env, cwd=str(self.work), start_new_session=True)
         OWN_CHILDREN.add(proc.pid)
-        return Server(spec, port, workers, log_path, argv, env, proc, started)
+        return Server(spec, port, workers, log_path, argv, env, proc, started, inst_dir)
 
     def stop(self, server: Server, grace: float = STOP_TIMEOUT, hung: bool = False) -> None:
         """Stops it; anything left behind is a problem of the run. pyrt not stopping on
         SIGTERM is one too (the contract says it does); for the others it is a note."""
         left, note = server.stop(grace, hung)
         self.problems.extend(left)
-        if note and server.spec.name == "pyrt":
-            self.problems.append(f"pyrt {note}")
+        if note and server.spec.is_pyrt:
+            self.problems.append(f"{server.spec.name} {note}")
         elif note:
             self.notes.setdefault(server.spec.name, []).append(note)
 
@@ -467,7 +560,7 @@ ERROR_RE = re.compile(r"\[(ERROR|CRITICAL)\]|^ERROR:|segfault|Segmentation fault
 
 def classify_log_line(name: str, line: str, expect_timeouts: bool) -> Optional[str]:
     """The normalised message of a log line worth reporting, else None."""
-    if name == "pyrt":
+    if name.startswith("pyrt"):
         m = PYRT_LOG_RE.match(line)
         if not m:
             return None
@@ -485,7 +578,7 @@ def classify_log_line(name: str, line: str, expect_timeouts: bool) -> Optional[s
     return text[:200]
 
 
-def wait_answer(server: Server, body: bytes, check: Callable[[int, bytes], bool],
+def wait_answer(server: Server, req: Req, check: Callable[[int, bytes], bool],
                 timeout: float = START_TIMEOUT, poll: float = 0.002) -> float:
     """Seconds from the server's exec to the first answer that passes check; polls with
     fresh connections. Raises RuntimeError past timeout or if the server exits."""
@@ -496,7 +589,7 @@ def wait_answer(server: Server, body: bytes, check: Callable[[int, bytes], bool]
             raise RuntimeError(f"{server.spec.name} exited with {server.proc.returncode}:\n"
                                f"{server.log_tail()}")
         try:
-            status, data, _ = http_request(server.port, body, timeout=2.0)
+            status, data, _ = http_request(server.port, req, timeout=2.0)
             if check(status, data):
                 return time.monotonic() - server.started
             last = f"status {status}: {data[:200]!r}"
@@ -509,12 +602,27 @@ def wait_answer(server: Server, body: bytes, check: Callable[[int, bytes], bool]
 
 # --------------------------------------------------------------------------- wrk
 
-def run_wrk(port: int, conns: int, duration: int, body_file: Path,
+@dataclass(frozen=True)
+class WrkReq:
+    """What post.lua sends: the body file, and either the seed's key (BENCH_KEY) or a file
+    of header lines (BENCH_HEADERS_FILE), on path."""
+    body_file: Path
+    headers_file: Optional[Path] = None
+    path: str = "/"
+
+
+def run_wrk(port: int, conns: int, duration: int, wreq: WrkReq,
             threads: Optional[int] = None) -> dict[str, Any]:
     threads = threads or max(1, min(conns, os.cpu_count() or 1))
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s",
-           "--timeout", "10s", "-s", str(LUA), f"http://{HOST}:{port}/"]
-    env = dict(os.environ, BENCH_BODY_FILE=str(body_file), BENCH_KEY=KEY)
+           "--timeout", "10s", "-s", str(LUA), f"http://{HOST}:{port}{wreq.path}"]
+    env = dict(os.environ, BENCH_BODY_FILE=str(wreq.body_file))
+    env.pop("BENCH_KEY", None)
+    env.pop("BENCH_HEADERS_FILE", None)
+    if wreq.headers_file is None:
+        env["BENCH_KEY"] = KEY
+    else:
+        env["BENCH_HEADERS_FILE"] = str(wreq.headers_file)
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           env=env, timeout=duration + 60)
     for line in proc.stdout.splitlines():
@@ -531,7 +639,7 @@ def run_wrk(port: int, conns: int, duration: int, body_file: Path,
 class WrkBackground:
     """wrk running in a thread, for the measurements taken while it holds its load."""
 
-    def __init__(self, port: int, conns: int, duration: int, body_file: Path) -> None:
+    def __init__(self, port: int, conns: int, duration: int, wreq: WrkReq) -> None:
         self.result: Optional[dict[str, Any]] = None
         self.error: Optional[BaseException] = None
         self.started = time.monotonic()
@@ -539,7 +647,7 @@ class WrkBackground:
 
         def go() -> None:
             try:
-                self.result = run_wrk(port, conns, duration, body_file)
+                self.result = run_wrk(port, conns, duration, wreq)
             except BaseException as exc:  # noqa: BLE001 - reported by join()
                 self.error = exc
         self.thread = threading.Thread(target=go, daemon=True)
@@ -592,6 +700,7 @@ class Settings:
     runaway_timeout: float
     warmup: int
     smoke: bool
+    v5_logging: bool
 
 
 def parse_size(text: str) -> int:
@@ -610,6 +719,15 @@ def size_label(n: int) -> str:
 
 # --------------------------------------------------------------------------- measurements
 
+@dataclass(frozen=True)
+class Workload:
+    """A server's request (for the checks and the fresh clients, and for wrk) and the
+    function's answer to it."""
+    req: Req
+    wrk: WrkReq
+    answer: dict[str, str]
+
+
 class Bench:
     def __init__(self, settings: Settings, lab: Lab, pyrt_bin: Path) -> None:
         self.s = settings
@@ -618,11 +736,23 @@ class Bench:
         self.results: dict[str, dict[str, Any]] = {n: {"notes": []} for n in settings.servers}
         self.bodies: dict[str, Path] = {}
         code = lab.code
-        self.upstream = json.dumps({
+        self.upstream = Req(json.dumps({
             "path": str(code / "upstream"), "file": "index.py",
             "env": {"ENV1": "Hello World!"}, "payload": "Hello World! 2",
-            "timeout": 60, "headers": {"test": "test1"}}).encode()
-        self.body_file("upstream", self.upstream)
+            "timeout": 60, "headers": {"test": "test1"}}).encode())
+        v5 = Req(V5_BODY, V5_PATH, v5_headers(settings.v5_logging))
+        v5_headers_file = lab.work / "headers-v5.txt"
+        v5_headers_file.write_text("".join(f"{k}: {v}\n" for k, v in v5.headers))
+        self.workloads = {
+            "seed": Workload(self.upstream,
+                             WrkReq(self.body_file("upstream", self.upstream.body)),
+                             UPSTREAM_ANSWER),
+            "v5": Workload(v5, WrkReq(self.body_file("v5", v5.body), v5_headers_file, V5_PATH),
+                           V5_ANSWER),
+        }
+
+    def wl(self, name: str) -> Workload:
+        return self.workloads[self.lab.specs[name].workload]
 
     def body_file(self, name: str, data: bytes) -> Path:
         path = self.lab.work / f"body-{name}.json"
@@ -639,22 +769,25 @@ class Bench:
         for line in self.lab.scan_log(srv, expect_timeouts):
             self.note(name, f"{prefix}log: {line}")
 
-    def good_upstream(self, name: str) -> Callable[[int, bytes], bool]:
-        """The ceiling answers anything; the others must give the upstream answer."""
+    def good_answer(self, name: str) -> Callable[[int, bytes], bool]:
+        """The ceiling answers anything; the others must give their function's answer."""
         if not self.lab.specs[name].python:
             return lambda status, data: status == 200
+        answer = self.wl(name).answer
 
         def check(status: int, data: bytes) -> bool:
             if status != 200:
                 return False
             try:
-                return bool(json.loads(data) == UPSTREAM_ANSWER)
+                return bool(json.loads(data) == answer)
             except ValueError:
                 return False
         return check
 
-    def python_servers(self) -> list[str]:
-        return [n for n in self.s.servers if self.lab.specs[n].python]
+    def seed_python_servers(self) -> list[str]:
+        """The servers the seed-only phases (payload scaling, runaway code) apply to."""
+        return [n for n in self.s.servers
+                if self.lab.specs[n].python and self.lab.specs[n].workload == "seed"]
 
     # ---- cold start and memory per worker
     def cold_start(self) -> None:
@@ -665,10 +798,10 @@ class Bench:
                     continue
                 srv = self.lab.start(name, self.s.workers, tag=f"-cold{r}")
                 try:
-                    secs = wait_answer(srv, self.upstream, self.good_upstream(name))
+                    secs = wait_answer(srv, self.wl(name).req, self.good_answer(name))
                     times[name].append(secs * 1000)
                     if r == self.s.cold_runs - 1:
-                        run_wrk(srv.port, 8, self.s.warmup, self.bodies["upstream"])
+                        run_wrk(srv.port, 8, self.s.warmup, self.wl(name).wrk)
                         time.sleep(0.3)
                         self.results[name]["pss_fresh_kib"] = {
                             str(self.s.workers): pss_kib(srv.tree())}
@@ -690,8 +823,8 @@ class Bench:
                 continue
             srv = self.lab.start(name, n4, tag=f"-w{n4}")
             try:
-                wait_answer(srv, self.upstream, self.good_upstream(name))
-                run_wrk(srv.port, 2 * n4, self.s.warmup, self.bodies["upstream"])
+                wait_answer(srv, self.wl(name).req, self.good_answer(name))
+                run_wrk(srv.port, 2 * n4, self.s.warmup, self.wl(name).wrk)
                 time.sleep(0.3)
                 fresh = self.results[name].setdefault("pss_fresh_kib", {})
                 fresh[str(n4)] = pss_kib(srv.tree())
@@ -714,9 +847,9 @@ class Bench:
                 continue
             srv = self.lab.start(name, self.s.workers)
             try:
-                wait_answer(srv, self.upstream, self.good_upstream(name))
+                wait_answer(srv, self.wl(name).req, self.good_answer(name))
                 srv.mark("warm-up")
-                run_wrk(srv.port, 16, self.s.warmup, self.bodies["upstream"])
+                run_wrk(srv.port, 16, self.s.warmup, self.wl(name).wrk)
                 servers[name] = srv
                 self.results[name]["command"] = srv.command()
                 self.lab.commands[name] = srv.command()
@@ -740,7 +873,7 @@ class Bench:
                     pids = srv.tree()
                     cpu0 = cpu_seconds(pids)
                     try:
-                        res = run_wrk(srv.port, c, self.s.duration, self.bodies["upstream"])
+                        res = run_wrk(srv.port, c, self.s.duration, self.wl(name).wrk)
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
                         self.note(name, f"wrk c={c}: {exc}")
                         continue
@@ -781,7 +914,7 @@ class Bench:
         fresh: list[float] = []
         fresh_fail: list[str] = []
         srv.mark("fairness")
-        wrk = WrkBackground(srv.port, conns, duration, self.bodies["upstream"])
+        wrk = WrkBackground(srv.port, conns, duration, self.wl(name).wrk)
         stop_at = wrk.end - 0.3
         time.sleep(min(1.0, duration / 3))
 
@@ -799,7 +932,7 @@ class Bench:
             th.start()
         while time.monotonic() < stop_at - 0.2:
             try:
-                status, _, secs = http_request(srv.port, self.upstream, timeout=5.0,
+                status, _, secs = http_request(srv.port, self.wl(name).req, timeout=5.0,
                                                on_connect=fresh_ports.add)
                 if status == 200:
                     fresh.append(secs * 1000)
@@ -837,7 +970,8 @@ class Bench:
                 self.body_file(key, body)
             check = "ok"
             try:
-                status, data, _ = http_request(srv.port, self.bodies[key].read_bytes(), 60.0)
+                status, data, _ = http_request(srv.port, Req(self.bodies[key].read_bytes()),
+                                               60.0)
                 if status != 200 or len(data) < size:
                     check = f"status {status}, {len(data)} bytes: {data[:120]!r}"
             except (OSError, ValueError) as exc:
@@ -848,7 +982,7 @@ class Bench:
                 continue
             try:
                 res = run_wrk(srv.port, self.s.payload_conns, self.s.payload_duration,
-                              self.bodies[key])
+                              WrkReq(self.bodies[key]))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 self.note(name, f"echo {size_label(size)} wrk: {exc}")
                 continue
@@ -859,6 +993,21 @@ class Bench:
                 f"p99 {res['latency_us']['p99'] / 1000:.1f} ms, {res['error_count']} errors")
         self.results[name]["payload"] = out
 
+    def v5_logs(self, name: str, srv: Server) -> None:
+        """What the main instance left in its logs folder (nobody deletes the files, as the
+        executor would): with logging enabled and a fixed log id, two files that stay
+        small; more files, or growth, is worth a look."""
+        files = [f for f in (srv.inst_dir / "logs").iterdir() if f.is_file()]
+        usage = {"files": len(files), "bytes": sum(f.stat().st_size for f in files),
+                 "names": sorted(f.name for f in files)[:6],
+                 "logging": "enabled" if self.s.v5_logging else "disabled"}
+        self.results[name]["v5_logs"] = usage
+        log(f"v5 logs {name}: {usage['files']} files, {usage['bytes']} bytes")
+        if len(files) > (2 if self.s.v5_logging else 0):
+            self.note(name, f"logs folder after the run: {usage['files']} files "
+                            f"({usage['bytes']} bytes), expected "
+                            f"{2 if self.s.v5_logging else 0}")
+
     # ---- runaway code
     def runaway(self, name: str) -> None:
         is_pyrt = name == "pyrt"
@@ -866,11 +1015,11 @@ class Bench:
         srv = self.lab.start(name, self.s.workers, extra=extra, tag="-runaway")
         deadline = self.s.runaway_timeout
         wait = deadline + (3.0 if not is_pyrt else 2.0)
-        spin = json.dumps({"path": str(self.lab.code / "spin"), "file": "index.py",
-                           "timeout": deadline}).encode()
+        spin = Req(json.dumps({"path": str(self.lab.code / "spin"), "file": "index.py",
+                               "timeout": deadline}).encode())
         runs: list[dict[str, Any]] = []
         try:
-            wait_answer(srv, self.upstream, self.good_upstream(name))
+            wait_answer(srv, self.wl(name).req, self.good_answer(name))
             srv.mark("runaway")
             for _ in range(self.s.runaway_runs if is_pyrt else 1):
                 runs.append(self._runaway_once(srv, spin, wait))
@@ -900,7 +1049,7 @@ class Bench:
             f"{out['late_ms']}, normal ok {out['normal_ok']} failed {out['normal_failed']}, "
             f"kill->ready {out.get('kill_to_ready_ms')}")
 
-    def _runaway_once(self, srv: Server, spin: bytes, wait: float) -> dict[str, Any]:
+    def _runaway_once(self, srv: Server, spin: Req, wait: float) -> dict[str, Any]:
         answer: dict[str, Any] = {}
 
         def send_spin() -> None:
@@ -963,16 +1112,18 @@ class Bench:
                 self.results[name]["processes"] = len(srv.tree())
             log("phase 5: payload scaling")
             for name, srv in servers.items():
-                if self.lab.specs[name].python and self.s.payload_sizes:
+                if name in self.seed_python_servers() and self.s.payload_sizes:
                     self.payload(name, srv)
         finally:
             for name, srv in servers.items():
                 srv.mark("shutdown")
                 self.lab.stop(srv)
                 self.log_notes(name, srv, "")
+                if srv.spec.workload == "v5":
+                    self.v5_logs(name, srv)
         log("phase 6: runaway code")
         try:
-            for name in self.python_servers():
+            for name in self.seed_python_servers():
                 if "failed" not in self.results[name] and self.s.runaway_runs > 0:
                     self.runaway(name)
         finally:
@@ -1075,6 +1226,33 @@ def git_info() -> dict[str, Any]:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+def v5_info(s: Settings, src: Optional[Path]) -> dict[str, Any]:
+    """What the v5 rows ran: the function, the request, the logging, open-runtimes' source
+    (a digest of its files, since the folder carries no commit) or why it was skipped."""
+    headers = v5_headers(s.v5_logging)
+    info: dict[str, Any] = {
+        "function": "bench/functions/v5/index.py: async def main(context), answers "
+                    "context.res.json({...}) built from the body, path, query, a header "
+                    "and ENV1",
+        "request": f"POST {V5_PATH}, body {V5_BODY.decode()}, headers "
+                   + "; ".join(f"{k}: {v}" for k, v in headers),
+        "logging": (f"enabled, fixed log id {V5_LOG_ID!r}: each execution appends to "
+                    f"{V5_LOG_ID}_logs.log and {V5_LOG_ID}_errors.log in the instance's "
+                    "logs folder (nobody deletes them)" if s.v5_logging else
+                    "disabled (x-open-runtimes-logging: disabled): no log files"),
+        "openruntimes_src": None, "skipped": None,
+    }
+    if src is not None:
+        digest = hashlib.sha256()
+        for name in OPENRUNTIMES_FILES:
+            digest.update((src / name).read_bytes())
+        info["openruntimes_src"] = {"path": str(src), "sha256": digest.hexdigest()[:16],
+                                    "files": list(OPENRUNTIMES_FILES)}
+    elif any(n in V5_SERVERS for n in s.servers):
+        info["skipped"] = f"openruntimes-v5 skipped: {OPENRUNTIMES_HOWTO}"
+    return info
+
+
 def build_ceiling(target: Path) -> None:
     if target.exists() and target.stat().st_mtime >= CEILING_SRC.stat().st_mtime:
         return
@@ -1103,6 +1281,31 @@ def fmt(v: Optional[float], spec: str = ".0f", suffix: str = "") -> str:
     return "–" if v is None else f"{v:{spec}}{suffix}"
 
 
+V5_RATIOS = (("pyrt-v5", "openruntimes-v5"), ("pyrt-v5", "pyrt"))
+
+
+def v5_ratios(results: dict[str, dict[str, Any]], concs: list[str]) -> dict[str, Any]:
+    """pyrt-v5 over open-runtimes' server, and over pyrt's seed contract: req/s, p99 and
+    CPU per request at each concurrency, cold start and PSS after load."""
+    out: dict[str, Any] = {}
+    for a, b in V5_RATIOS:
+        if a not in results or b not in results:
+            continue
+        ra, rb = results[a], results[b]
+        rr: dict[str, Any] = {}
+        for c in concs:
+            for key, path in (("rps", ("rps", "median")), ("p99", ("p99_ms",)),
+                              ("cpu", ("cpu_us_per_req",))):
+                rr[f"{key}_c{c}"] = ratio(get(ra, "throughput", c, *path),
+                                          get(rb, "throughput", c, *path))
+        rr["cold_start"] = ratio(get(ra, "cold_start_ms", "median"),
+                                 get(rb, "cold_start_ms", "median"))
+        rr["pss_after_load"] = ratio(get(ra, "pss_after_load_kib"),
+                                     get(rb, "pss_after_load_kib"))
+        out[f"{a}/{b}"] = rr
+    return out
+
+
 def analyse(results: dict[str, dict[str, Any]], settings: Settings) -> dict[str, Any]:
     """Ratios pyrt/anchor, % of the ceiling, and the issue's targets."""
     out: dict[str, Any] = {"ratios": {}, "pct_of_ceiling": {}, "targets": []}
@@ -1115,6 +1318,7 @@ def analyse(results: dict[str, dict[str, Any]], settings: Settings) -> dict[str,
             x = ratio(v, ceil)
             pct[c] = x * 100 if x is not None else None
         out["pct_of_ceiling"][name] = pct
+    out["v5"] = v5_ratios(results, concs)
     if "pyrt" not in results:
         return out
     p = results["pyrt"]
@@ -1246,6 +1450,14 @@ def tsv(doc: dict[str, Any]) -> str:
             if "kill_to_ready_ms" in ra:
                 rows.append([name, "runaway_kill_to_ready_max", "",
                              fmt(get(ra, "kill_to_ready_ms", "max"), ".1f"), "ms"])
+        lg = r.get("v5_logs")
+        if lg:
+            rows += [[name, "v5_logs_files_after", lg["logging"], str(lg["files"]), "count"],
+                     [name, "v5_logs_bytes_after", lg["logging"], str(lg["bytes"]), "bytes"]]
+    for key, rr in (get(doc, "analysis", "v5") or {}).items():
+        for fig, value in rr.items():
+            rows.append([key, f"ratio_{fig.split('_c')[0]}",
+                         fig.split("_c")[1] if "_c" in fig else "", fmt(value, ".3f"), "x"])
     return "".join("\t".join(row) + "\n" for row in rows)
 
 
@@ -1268,7 +1480,10 @@ def markdown(doc: dict[str, Any]) -> str:
              f"process). wrk {st['runs']} run(s) x {st['duration']} s per concurrency, rounds "
              f"interleaved across servers; the upstream test request (keep-alive); medians, "
              f"spread as min–max. The machine is shared: absolute numbers are noisy, read the "
-             f"ratios. Took {doc['elapsed_s']:.0f} s.")
+             f"ratios. Took {doc['elapsed_s']:.0f} s."
+             + (" The v5 rows run the v5 workload instead (open-runtimes' contract: "
+                "section *open-runtimes v5 contract*); `pyrt/x` is for the seed rows."
+                if any(n in V5_SERVERS for n in names) else ""))
     L.append("")
     L.append("## Throughput (req/s)")
     L.append("")
@@ -1290,7 +1505,8 @@ def markdown(doc: dict[str, Any]) -> str:
         for c in concs:
             row.append(fmt(get(an, "pct_of_ceiling", n, c), ".0f", "%"))
         for c in concs:
-            row.append(fmt(get(an, "ratios", n, f"rps_c{c}"), ".2f", "x") if n != "pyrt" else "")
+            row.append(fmt(get(an, "ratios", n, f"rps_c{c}"), ".2f", "x")
+                       if n != "pyrt" and n not in V5_SERVERS else "")
         L.append(table_row(row))
     if starved:
         L.append("")
@@ -1313,6 +1529,7 @@ def markdown(doc: dict[str, Any]) -> str:
         errs = [get(res[n], "throughput", c, "errors") or 0 for c in concs]
         row.append(str(sum(errs)))
         L.append(table_row(row))
+    L += markdown_v5(doc, names, concs)
     L.append("")
     L.append(f"## Fairness under {st['fairness_conns']} connections, cold start, memory")
     L.append("")
@@ -1418,6 +1635,70 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+def markdown_v5(doc: dict[str, Any], names: list[str], concs: list[str]) -> list[str]:
+    """The v5 section: pyrt-v5 beside open-runtimes' own server and pyrt's seed figure."""
+    res: dict[str, dict[str, Any]] = doc["results"]
+    v5 = doc.get("v5") or {}
+    rows = [n for n in ("pyrt", *V5_SERVERS) if n in names]
+    if not any(n in V5_SERVERS for n in rows):
+        return []
+    L = ["", "## open-runtimes v5 contract", ""]
+    L.append(f"The same function on each v5 server — {v5.get('function')}. The request, "
+             f"over keep-alive, is what the open-runtimes executor sends (executeV5) plus a "
+             f"user header: {v5.get('request')}. Logging: {v5.get('logging')}. pyrt's "
+             "seed-contract row (the upstream request, `main(req, res)`) is the reference. "
+             "CPU per request is the server's processes only.")
+    src = v5.get("openruntimes_src")
+    if src:
+        L.append("")
+        L.append(f"open-runtimes' server: its own `server.py`, `function_types.py`, "
+                 f"`logger.py`, `config.py`, `custom_worker.py` from `{src['path']}` "
+                 f"(sha256 of the five, concatenated: {src['sha256']}), run as its "
+                 "`hooks/server.sh` does but on Debian's gunicorn and aiohttp (their image "
+                 "pins gunicorn 23.0.0 and aiohttp 3.10.9; versions below).")
+    L.append("")
+    head = ["server"] + [f"req/s c={c}" for c in concs] + \
+        [f"p50 / p99 c={c} (ms)" for c in concs] + [f"CPU/req c={c} (µs)" for c in concs] + \
+        ["cold start (ms)", "PSS after load (MiB)", "logs folder after"]
+    L += table_head(head)
+    for n in rows:
+        r = res[n]
+        row = [r.get("label", n) + (" (seed contract)" if n == "pyrt" else "")]
+        for c in concs:
+            t = get(r, "throughput", c)
+            row.append(f"{t['rps']['median']:.0f} ({t['rps']['min']:.0f}–{t['rps']['max']:.0f})"
+                       if t else "–")
+        for c in concs:
+            t = get(r, "throughput", c)
+            row.append(f"{t['p50_ms']:.2f} / {t['p99_ms']:.2f}" if t else "–")
+        for c in concs:
+            row.append(fmt(get(r, "throughput", c, "cpu_us_per_req"), ".0f"))
+        cold = r.get("cold_start_ms")
+        row.append(f"{cold['median']:.0f}" if cold else "–")
+        row.append(fmt(r.get("pss_after_load_kib") and r["pss_after_load_kib"] / 1024, ".1f"))
+        lg = r.get("v5_logs")
+        row.append(f"{lg['files']} files, {lg['bytes']} bytes" if lg else "")
+        L.append(table_row(row))
+    if v5.get("skipped"):
+        L.append("")
+        L.append(f"Not measured: {v5['skipped']}.")
+    ratios = get(doc, "analysis", "v5") or {}
+    if ratios:
+        L.append("")
+        L += table_head(["ratio"] + [f"req/s c={c}" for c in concs] +
+                        [f"p99 c={c}" for c in concs] + [f"CPU/req c={c}" for c in concs] +
+                        ["cold start", "PSS after load"])
+        for key, rr in ratios.items():
+            a, b = key.split("/")
+            label = f"{a} / {b}" + (" (seed)" if b == "pyrt" else "")
+            L.append(table_row(
+                [label] + [fmt(rr.get(f"rps_c{c}"), ".2f", "x") for c in concs] +
+                [fmt(rr.get(f"p99_c{c}"), ".2f", "x") for c in concs] +
+                [fmt(rr.get(f"cpu_c{c}"), ".2f", "x") for c in concs] +
+                [fmt(rr.get("cold_start"), ".2f", "x"), fmt(rr.get("pss_after_load"), ".2f", "x")]))
+    return L
+
+
 def table_head(cols: list[str]) -> list[str]:
     return [table_row(cols), "|" + "|".join("---" for _ in cols) + "|"]
 
@@ -1432,7 +1713,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true",
-                    help="pyrt and the ceiling only, one short run of each figure")
+                    help="pyrt (seed and v5 contracts) and the ceiling only, one short run "
+                         "of each figure")
     ap.add_argument("--servers", help=f"comma-separated, from {','.join(ALL_SERVERS)}")
     ap.add_argument("--runs", type=int, help="wrk runs per concurrency (default 3)")
     ap.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
@@ -1446,16 +1728,39 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--ceiling-bin", type=Path, default=REPO / "build" / "bench" / "ceiling",
                     help="built from bench/ceiling.c if missing or older")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch folder (logs)")
+    ap.add_argument("--v5-logging", choices=("enabled", "disabled"), default="enabled",
+                    help="x-open-runtimes-logging of the v5 workload (enabled: with the "
+                         f"fixed log id {V5_LOG_ID!r}, so the same two files are appended)")
     return ap.parse_args(argv)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def openruntimes_src() -> Optional[Path]:
+    """BENCH_OPENRUNTIMES_SRC, checked; None when unset."""
+    value = os.environ.get(OPENRUNTIMES_ENV, "")
+    if not value:
+        return None
+    src = Path(value).resolve()
+    missing = [f for f in OPENRUNTIMES_FILES if not (src / f).is_file()]
+    if missing:
+        raise SystemExit(f"bench: {OPENRUNTIMES_ENV}={value}: {', '.join(missing)} missing "
+                         "(it must be open-runtimes' runtimes/python/versions/latest/src)")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        raise SystemExit(f"bench: {OPENRUNTIMES_ENV} is set, but running open-runtimes' "
+                         "server takes root and unshare (util-linux) for its private mount "
+                         "namespace")
+    return src
+
+
+def settings_from(args: argparse.Namespace, has_openruntimes: bool) -> Settings:
     smoke = args.smoke
     servers = (args.servers.split(",") if args.servers
-               else ["ceiling", "pyrt"] if smoke else list(ALL_SERVERS))
+               else ["ceiling", "pyrt", "pyrt-v5"] if smoke
+               else [n for n in ALL_SERVERS if has_openruntimes or n != "openruntimes-v5"])
     for s in servers:
         if s not in ALL_SERVERS:
             raise SystemExit(f"bench: unknown server {s!r} (known: {', '.join(ALL_SERVERS)})")
+    if "openruntimes-v5" in servers and not has_openruntimes:
+        raise SystemExit(f"bench: openruntimes-v5 needs {OPENRUNTIMES_HOWTO}")
     servers = [s for s in ALL_SERVERS if s in servers]
     conc = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
             else [16] if smoke else [1, 16, 64])
@@ -1467,19 +1772,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
         fairness_conns=64, fairness_duration=2 if smoke else 6,
         payload_sizes=sizes, payload_conns=8, payload_duration=1 if smoke else 3,
         cold_runs=1 if smoke else 3, workers=args.workers, extra_workers=2,
-        runaway_runs=1 if smoke else 3, runaway_timeout=2.0, warmup=1, smoke=smoke)
+        runaway_runs=1 if smoke else 3, runaway_timeout=2.0, warmup=1, smoke=smoke,
+        v5_logging=args.v5_logging == "enabled")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    s = settings_from(args)
+    or_src = openruntimes_src()
+    s = settings_from(args, or_src is not None)
     out_dir: Path = args.out or (REPO / "build" / "bench-smoke" if s.smoke
                                  else BENCH / "results")
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk not found (make bench installs it)")
     if shutil.which("ss") is None:
         log("ss not found (iproute2): stalled connections are not measured")
-    if "pyrt" in s.servers and not args.pyrt_bin.exists():
+    if {"pyrt", "pyrt-v5"} & set(s.servers) and not args.pyrt_bin.exists():
         raise SystemExit(f"bench: {args.pyrt_bin} does not exist (run make)")
     if "ceiling" in s.servers:
         build_ceiling(args.ceiling_bin)
@@ -1490,7 +1797,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     shutil.copytree(FUNCTIONS, code, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([PYTHON, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
                     str(code)], check=True)
-    specs = make_specs(args.pyrt_bin.resolve(), args.ceiling_bin.resolve(), code)
+    specs = make_specs(args.pyrt_bin.resolve(), args.ceiling_bin.resolve(), code, or_src)
     lab = Lab(specs, work, code)
     bench = Bench(s, lab, args.pyrt_bin)
     log(f"servers {','.join(s.servers)}; scratch {work}; results to {out_dir}")
@@ -1511,8 +1818,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         "settings": s.__dict__,
         "wrk_command": (f"BENCH_BODY_FILE=body.json BENCH_KEY=... wrk -t "
                         f"{min(2, os.cpu_count() or 1)} -c C -d {s.duration}s --timeout 10s "
-                        f"-s bench/post.lua http://{HOST}:PORT/ (-t 1 at c=1)"),
+                        f"-s bench/post.lua http://{HOST}:PORT/ (-t 1 at c=1)"
+                        + ("; v5 rows: BENCH_BODY_FILE=body-v5.json BENCH_HEADERS_FILE="
+                           f"headers-v5.txt, URL http://{HOST}:PORT{V5_PATH}"
+                           if any(n in V5_SERVERS for n in s.servers) else "")),
         "results": bench.results, "problems": lab.problems,
+        "v5": v5_info(s, or_src),
     }
     doc["analysis"] = analyse(bench.results, s)
     write_reports(out_dir, doc)

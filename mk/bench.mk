@@ -7,6 +7,8 @@
 #                      installed, no assertion on speed: results in $(BUILD)/bench-smoke/
 #
 # BENCH_ARGS passes options to bench.py, e.g. BENCH_ARGS='--servers pyrt,uvicorn --runs 1'.
+# BENCH_OPENRUNTIMES_SRC=DIR (a folder with open-runtimes' Python server source, never part
+# of this repository: bench/README.md) adds their v5 server beside pyrt's v5 contract.
 
 BENCH_PKGS = wrk iproute2 uwsgi-core uwsgi-plugin-python3 gunicorn python3-flask \
              python3-aiohttp python3-uvicorn python3-uvloop python3-httptools
