@@ -51,15 +51,20 @@ ifeq ($(V),)
   QUIET_LINK = @printf '    %-5s %s\n' LINK $@;
 endif
 
-CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c \
-           src/common/sysinfo.c src/common/contract.c src/proto/proto.c src/cli/opts.c
-MASTER_SRC = src/master/master.c src/master/http.c src/master/body.c src/master/pool.c \
+CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c src/common/num.c \
+           src/common/sysinfo.c src/common/contract.c src/proto/proto.c src/proto/zygote.c \
+           src/cli/opts.c
+POOL_SRC = src/master/pool.c src/master/spawn.c src/master/channel.c src/master/result.c \
+           src/master/output.c src/master/lines.c src/master/dispatch.c src/master/deadline.c \
+           src/master/backoff.c
+MASTER_SRC = src/master/master.c src/master/http.c src/master/body.c $(POOL_SRC) \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/reqid.c src/master/secret.c \
              src/master/run.c src/master/execlog.c
 WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/pyembed.c
 BUILD_SRC = src/build/build.c src/tar/pack.c src/tar/extract.c src/common/proc.c
 CLI_SRC = src/main.c src/cli/cmd_serve.c src/cli/cmd_build.c src/cli/cmd_pack.c src/cli/cmd_launch.c \
-          src/cli/cmd_run.c src/cli/cmd_call.c src/cli/exec_request.c src/cli/contract.c
+          src/cli/cmd_run.c src/cli/cmd_call.c src/cli/cmd_zygote.c src/cli/exec_request.c \
+          src/cli/contract.c
 SRC = $(CORE_SRC) $(MASTER_SRC) $(WORKER_SRC) $(BUILD_SRC) $(CLI_SRC)
 OBJ = $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/worker/embedded.o
 DEPS = $(OBJ:.o=.d)
@@ -67,7 +72,8 @@ EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
               python/function_types/function_types/__init__.py
 
 UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline \
-             test_gate
+             test_gate test_result test_lines test_backoff
+UNIT_TIMEOUT ?= 60
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit e2e test-asan soak install clean deps deps-test noopt help
@@ -89,7 +95,7 @@ $(BUILD)/obj/worker/embedded.o: src/worker/embedded.S $(EMBEDDED_PY)
 
 # ---- unit tests (cmocka): each links only the pieces it tests, no Python ----
 $(BUILD)/tests/test_proto: tests/unit/test_proto.c $(BUILD)/obj/proto/proto.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
-$(BUILD)/tests/test_opts: tests/unit/test_opts.c $(BUILD)/obj/cli/opts.o
+$(BUILD)/tests/test_opts: tests/unit/test_opts.c $(BUILD)/obj/cli/opts.o $(BUILD)/obj/common/num.o
 $(BUILD)/tests/test_secret: tests/unit/test_secret.c $(BUILD)/obj/master/secret.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_reqid: tests/unit/test_reqid.c $(BUILD)/obj/master/reqid.o
 $(BUILD)/tests/test_body: tests/unit/test_body.c $(BUILD)/obj/master/body.o $(BUILD)/obj/common/xalloc.o
@@ -97,12 +103,19 @@ $(BUILD)/tests/test_json: tests/unit/test_json.c $(BUILD)/obj/common/json.o $(BU
 $(BUILD)/tests/test_queue: tests/unit/test_queue.c $(BUILD)/obj/master/queue.o
 $(BUILD)/tests/test_reqline: tests/unit/test_reqline.c $(BUILD)/obj/master/reqline.o
 $(BUILD)/tests/test_gate: tests/unit/test_gate.c
+$(BUILD)/tests/test_result: tests/unit/test_result.c $(BUILD)/obj/master/result.o $(BUILD)/obj/proto/proto.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
+$(BUILD)/tests/test_lines: tests/unit/test_lines.c $(BUILD)/obj/master/lines.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
+$(BUILD)/tests/test_backoff: tests/unit/test_backoff.c $(BUILD)/obj/master/backoff.o
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) -o $@ $^ $(LIB_LDFLAGS) -lcmocka -lm
 
+# Each binary under a timeout: a test that hangs fails, and the others still run.
 unit: $(UNIT_BIN)
-	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=1; done; exit $$failed
+	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; \
+	  timeout $(UNIT_TIMEOUT) $$t || { rc=$$?; failed=1; \
+	    if [ $$rc -eq 124 ]; then echo "$$t: timed out after $(UNIT_TIMEOUT) s"; fi; }; \
+	done; exit $$failed
 
 e2e: $(BUILD)/pyrt
 	PYRT_BIN=$(abspath $(BUILD)/pyrt) $(PYTHON) -m pytest tests/e2e python/function_types/tests -q -p no:cacheprovider $(PYTEST_ARGS)

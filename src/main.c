@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "proto/zygote.h"
 
 #ifndef PYRT_VERSION
 #define PYRT_VERSION "0.1.0"
@@ -21,7 +22,7 @@ static const command_t commands[] = {
     {"serve", cmd_serve, "serve a built function folder over HTTP"},
     {"run", cmd_run, "run a function once, locally, and print its answer"},
     {"call", cmd_call, "send one execution request to a running server"},
-    {"__zygote", cmd_zygote, NULL},
+    {ZYGOTE_COMMAND, cmd_zygote, NULL},
     {NULL, NULL, NULL},
 };
 

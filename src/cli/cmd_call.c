@@ -17,6 +17,8 @@
 #include "cli/exec_request.h"
 #include "cli/opts.h"
 #include "common/buf.h"
+#include "common/num.h"
+#include "common/xalloc.h"
 
 typedef struct response {
     int status;
@@ -252,10 +254,10 @@ int cmd_call(int argc, char **argv)
     }
     if (wait <= 0) {
         double t = 0;
-        wait = req.timeout && opts_parse_double(req.timeout, &t) == 0 ? t + 10 : 910;
+        wait = req.timeout && num_parse_double(req.timeout, &t) == 0 ? t + 10 : 910;
     }
 
-    char *host = strndup(url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+    char *host = xstrndup(url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
     char port[16];
     snprintf(port, sizeof(port), "%u", (u.field_set & (1 << UF_PORT)) ? u.port : 80u);
     const char *path = (u.field_set & (1 << UF_PATH)) ? url + u.field_data[UF_PATH].off : "/";

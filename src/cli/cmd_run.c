@@ -11,6 +11,7 @@
 #include "cli/opts.h"
 #include "cli/serve_setup.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "master/config.h"
 #include "master/pool.h"
 #include "master/run.h"
@@ -47,7 +48,7 @@ static int build_request(const serve_config_t *cfg, const exec_request_t *req,
                  seed_only);
         return -1;
     }
-    if (req->timeout && (opts_parse_double(req->timeout, &run->timeout) < 0 ||
+    if (req->timeout && (num_parse_double(req->timeout, &run->timeout) < 0 ||
                          !(run->timeout > 0))) {
         snprintf(err, errlen, "--timeout %s: expected a number of seconds > 0", req->timeout);
         return -1;

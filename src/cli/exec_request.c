@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "common/json.h"
+#include "common/num.h"
 #include "common/xalloc.h"
 #include "proto/proto.h"
 
@@ -90,7 +91,7 @@ int exec_request_body(const exec_request_t *r, const char *env_field, size_t max
         return -1;
     if (r->timeout) {
         double t;
-        if (opts_parse_double(r->timeout, &t) < 0 || !(t > 0) || !isfinite(t)) {
+        if (num_parse_double(r->timeout, &t) < 0 || !(t > 0) || !isfinite(t)) {
             snprintf(err, errlen, "--timeout %s: expected a number of seconds > 0", r->timeout);
             return -1;
         }

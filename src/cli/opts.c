@@ -9,62 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-int opts_parse_long(const char *text, long *out)
-{
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int opts_parse_double(const char *text, double *out)
-{
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    char *end;
-    double v = strtod(text, &end);
-    if (errno != 0 || *end != '\0' || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int opts_parse_size(const char *text, size_t *out)
-{
-    if (text == NULL || *text < '0' || *text > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0)
-        return -1;
-    unsigned long long mult = 1;
-    if (*end != '\0') {
-        switch (*end) {
-        case 'k': case 'K': mult = 1024ULL; break;
-        case 'm': case 'M': mult = 1024ULL * 1024; break;
-        case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
-        default: return -1;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I')
-            end++;
-        if (*end == 'b' || *end == 'B')
-            end++;
-        if (*end != '\0')
-            return -1;
-    }
-    if (v > SIZE_MAX / mult)
-        return -1;
-    *out = (size_t)(v * mult);
-    return 0;
-}
+#include "common/num.h"
 
 static int parse_flag_text(const char *text, bool *out)
 {
@@ -105,7 +50,7 @@ static int apply(const opt_spec_t *s, const char *value, const char *source, cha
     }
     case OPT_LONG: {
         long v;
-        if (opts_parse_long(value, &v) < 0 || v < s->min || v > s->max) {
+        if (num_parse_long(value, &v) < 0 || v < s->min || v > s->max) {
             snprintf(err, PYRT_ERR_LEN, "%s: expected an integer from %.0f to %.0f, got '%s'",
                      source, s->min, s->max, value);
             return -1;
@@ -115,7 +60,7 @@ static int apply(const opt_spec_t *s, const char *value, const char *source, cha
     }
     case OPT_DOUBLE: {
         double v;
-        if (opts_parse_double(value, &v) < 0 || v < s->min || v > s->max) {
+        if (num_parse_double(value, &v) < 0 || v < s->min || v > s->max) {
             snprintf(err, PYRT_ERR_LEN, "%s: expected a number from %g to %g, got '%s'", source,
                      s->min, s->max, value);
             return -1;
@@ -125,7 +70,7 @@ static int apply(const opt_spec_t *s, const char *value, const char *source, cha
     }
     case OPT_SIZE: {
         size_t v;
-        if (opts_parse_size(value, &v) < 0 || (double)v < s->min || (double)v > s->max) {
+        if (num_parse_size(value, &v) < 0 || (double)v < s->min || (double)v > s->max) {
             snprintf(err, PYRT_ERR_LEN,
                      "%s: expected a size in bytes (suffix K, M or G allowed) from %.0f to %.0f, "
                      "got '%s'",

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PYRT_ERR_LEN 512
+#include "common/err.h" /* PYRT_ERR_LEN, for every command's err buffer */
 
 typedef enum opt_kind {
     OPT_FLAG,   /* bool *            no value; env: 1/true/yes/on or 0/false/no/off */
@@ -45,10 +45,5 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
 
 /* Writes the options' help, one per line, to stdout. */
 void opts_print_help(const opt_spec_t *specs);
-
-/* Parsers shared with other code: 0 on success, -1 if the text is not a valid value. */
-int opts_parse_long(const char *text, long *out);
-int opts_parse_double(const char *text, double *out);
-int opts_parse_size(const char *text, size_t *out);
 
 #endif

@@ -42,7 +42,7 @@ void execlog_begin(execlog_t *el, const char *id);
 
 /* One line (a newline is added) to the execution's logs or errors file. Lines are cut
  * before they come here: context.log's at 8,000 characters (in the worker), output's
- * at 64 KiB, and all of an execution's at the output cap (pool.c). */
+ * at 64 KiB, and all of an execution's at the output cap (output.c). */
 void execlog_line(execlog_t *el, execlog_stream_t stream, const char *text, size_t len);
 
 /* A line the function wrote to fd 1 or 2: preceded, once per execution, by a note that

@@ -84,6 +84,7 @@ struct conn {
     job_t *job;
     bool paused;            /* the parser waits for the current answer */
     bool in_process;        /* inside parse_input(): answers must not re-enter it */
+    bool resume_queued;     /* in `resumable`: its pipelined input waits for the next turn */
     bool closing;           /* conn_close() was called */
     bool close_after_write; /* the answer said Connection: close */
     bool reading;
@@ -91,7 +92,8 @@ struct conn {
     bool bad_request_line;
     const char *parse_end; /* end of the bytes being parsed */
     int writes_pending;
-    struct conn *prev, *next;
+    struct conn *prev, *next;               /* connections */
+    struct conn *resume_prev, *resume_next; /* resumable */
 };
 
 typedef struct write_req {
@@ -109,6 +111,14 @@ static bool draining;
 static uv_stream_t *listener;
 static bool accept_pending;
 static char read_chunk[READ_CHUNK];
+/* Connections answered with pipelined input buffered: it is parsed on the next loop
+ * turn (resume_idle), so that a request enters the pool only from the loop -- never
+ * from inside the pool, while it answers the one before (answer_job). */
+static struct {
+    conn_t *head, *tail;
+    size_t count;
+} resumable;
+static uv_idle_t resume_idle;
 static bool development; /* v5: OPEN_RUNTIMES_ENV=development, log id "dev" */
 
 static void conn_close(conn_t *c);
@@ -123,7 +133,7 @@ static void on_timer(uv_timer_t *timer);
 static void conn_arm(conn_t *c, double seconds)
 {
     uint64_t ms = (uint64_t)(seconds * 1000.0 + 0.5);
-    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+    (void)uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0); /* 0: the timer is not closing */
 }
 
 /* ------------------------------------------------------------- requests ---- */
@@ -431,17 +441,13 @@ static void on_write_done(uv_write_t *req, int status);
 static void conn_write(conn_t *c, char *data, size_t len)
 {
     size_t done = 0;
+    int rc;
     if (c->writes_pending == 0) {
         uv_buf_t now = uv_buf_init(data, (unsigned int)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
-        if (n >= 0) {
-            done = (size_t)n;
-        } else if (n != UV_EAGAIN) {
-            free(data);
-            log_msg(LOG_DEBUG, "write to client failed: %s", uv_strerror(n));
-            conn_close(c);
-            return;
-        }
+        rc = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+        if (rc < 0 && rc != UV_EAGAIN)
+            goto fail;
+        done = rc > 0 ? (size_t)rc : 0;
         if (done == len) {
             free(data);
             return;
@@ -451,15 +457,17 @@ static void conn_write(conn_t *c, char *data, size_t len)
     w->conn = c;
     w->data = data;
     uv_buf_t b = uv_buf_init(data + done, (unsigned int)(len - done));
-    c->writes_pending++;
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
     if (rc != 0) {
-        c->writes_pending--;
-        free(data);
         free(w);
-        log_msg(LOG_DEBUG, "write to client failed: %s", uv_strerror(rc));
-        conn_close(c);
+        goto fail;
     }
+    c->writes_pending++;
+    return;
+fail:
+    free(data);
+    log_msg(LOG_DEBUG, "write to client failed: %s", uv_strerror(rc));
+    conn_close(c);
 }
 
 static void start_linger(conn_t *c);
@@ -543,7 +551,7 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     c->paused = false;
     if (!keep) {
         c->close_after_write = true;
-        uv_timer_stop(&c->timer);
+        (void)uv_timer_stop(&c->timer); /* always 0 */
         if (c->writes_pending == 0)
             start_linger(c); /* written at once: no write callback will come */
         return;
@@ -578,6 +586,57 @@ static void conn_respond_exec_error(conn_t *c, int status, const char *message)
     buf_free(&body);
 }
 
+static void resume_unlink(conn_t *c)
+{
+    if (!c->resume_queued)
+        return;
+    c->resume_queued = false;
+    if (c->resume_prev)
+        c->resume_prev->resume_next = c->resume_next;
+    else
+        resumable.head = c->resume_next;
+    if (c->resume_next)
+        c->resume_next->resume_prev = c->resume_prev;
+    else
+        resumable.tail = c->resume_prev;
+    c->resume_prev = c->resume_next = NULL;
+    resumable.count--;
+}
+
+static void on_resume(uv_idle_t *idle)
+{
+    /* Those queued before this turn; one queued meanwhile waits for the next. */
+    for (size_t n = resumable.count; n > 0 && resumable.head; n--) {
+        conn_t *c = resumable.head;
+        resume_unlink(c);
+        conn_process_buffered(c); /* not closing: conn_close() unlinks */
+    }
+    if (resumable.head == NULL)
+        (void)uv_idle_stop(idle); /* always 0 */
+}
+
+/* The connection's answer is written: what it buffered behind the request is parsed on
+ * the next loop turn. With nothing buffered, reading resumes now. */
+static void conn_resume_later(conn_t *c)
+{
+    if (c->in.len == 0) {
+        conn_process_buffered(c); /* parses nothing: cannot reach the pool */
+        return;
+    }
+    if (c->resume_queued)
+        return;
+    c->resume_queued = true;
+    c->resume_prev = resumable.tail;
+    c->resume_next = NULL;
+    if (resumable.tail)
+        resumable.tail->resume_next = c;
+    else
+        resumable.head = c;
+    resumable.tail = c;
+    resumable.count++;
+    (void)uv_idle_start(&resume_idle, on_resume); /* 0: it has a callback */
+}
+
 /* The pool's answer for the connection's job (job_answer_fn). */
 static void answer_job(job_t *job, const job_answer_t *a)
 {
@@ -586,9 +645,10 @@ static void answer_job(job_t *job, const job_answer_t *a)
     job->client = NULL;
     conn_respond(c, a->status, a->headers, a->headers_len, a->body, a->body_len, false, a->outcome,
                  a->worker_pid);
-    /* Later pipelined requests waited for this answer. */
+    /* Later pipelined requests waited for this answer. Inside parse_input() (the pool
+     * answered at once, from pool_submit), the parser goes on by itself. */
     if (!c->closing && !c->in_process)
-        conn_process_buffered(c);
+        conn_resume_later(c);
 }
 
 /* ------------------------------------------------------------- decisions ---- */
@@ -758,7 +818,7 @@ static void prepare_v5_job(conn_t *c, job_t *job)
 static void after_message(conn_t *c)
 {
     request_t *r = &c->req;
-    uv_timer_stop(&c->timer);
+    (void)uv_timer_stop(&c->timer); /* always 0 */
     if (!r->id[0])
         reqid_generate(r->id);
 
@@ -904,7 +964,7 @@ static void update_reading(conn_t *c)
     if (want && !c->reading) {
         read_start(c);
     } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        (void)uv_read_stop((uv_stream_t *)&c->tcp); /* always 0 */
         c->reading = false;
     }
 }
@@ -989,6 +1049,7 @@ static void conn_close(conn_t *c)
         pool_job_detach(c->job);
         c->job = NULL;
     }
+    resume_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -996,7 +1057,7 @@ static void conn_close(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     connection_count--;
-    uv_timer_stop(&c->timer);
+    (void)uv_timer_stop(&c->timer); /* always 0 */
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     if (accept_pending && listener != NULL) {
@@ -1026,7 +1087,7 @@ static void start_linger(conn_t *c)
     }
     if (!c->reading)
         read_start(c);
-    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    (void)uv_timer_start(&c->timer, on_timer, LINGER_MS, 0); /* 0: the timer is not closing */
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -1049,17 +1110,17 @@ static void on_timer(uv_timer_t *timer)
 static void accept_one(uv_stream_t *server)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
-    uv_tcp_init(loop, &c->tcp);
+    (void)uv_tcp_init(loop, &c->tcp); /* 0: with no address family, no socket is made yet */
     c->tcp.data = c;
     c->open_handles = 1;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         return;
     }
-    uv_timer_init(loop, &c->timer);
+    (void)uv_timer_init(loop, &c->timer); /* 0 on Unix: it only fills the handle */
     c->timer.data = c;
     c->open_handles = 2;
-    uv_tcp_nodelay(&c->tcp, 1);
+    (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: answers go without it too */
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->at_request_line = true;
@@ -1091,6 +1152,11 @@ void http_on_connection(uv_stream_t *server, int status)
     accept_one(server);
 }
 
+void http_close(void)
+{
+    uv_close((uv_handle_t *)&resume_idle, NULL);
+}
+
 void http_drain(void)
 {
     draining = true;
@@ -1108,6 +1174,7 @@ void http_init(uv_loop_t *l, const serve_config_t *cfg)
 {
     loop = l;
     config = cfg;
+    (void)uv_idle_init(loop, &resume_idle); /* 0 on Unix: it only fills the handle */
     const char *env = getenv("OPEN_RUNTIMES_ENV");
     development = env && strcmp(env, "development") == 0;
     memset(&settings, 0, sizeof(settings));

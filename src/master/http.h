@@ -5,6 +5,8 @@
  * complete execution goes to the pool as a job, and the parser stays paused (later
  * pipelined bytes wait in the buffer) until the answer is written, so answers leave in
  * order. Reading continues while a job runs, so a client that leaves is seen at once.
+ * An answer does not parse what is behind it: that waits for the next loop turn, so a
+ * request reaches the pool from the loop only, never from inside the pool's answer.
  *
  * Deadlines per connection: --read-timeout from a request's first byte to its last
  * (reads do not extend it), --idle-timeout between requests, a short linger after an
@@ -28,5 +30,8 @@ void http_on_connection(uv_stream_t *server, int status);
 /* Shutdown: answers from now on close their connection; idle and half-read
  * connections are closed now. */
 void http_drain(void);
+
+/* After the pool has stopped (no answer can come): the module's own handle closes. */
+void http_close(void);
 
 #endif

@@ -26,7 +26,7 @@ job_t *job_new(uv_loop_t *loop, contract_t contract, void *client, job_answer_fn
     snprintf(job->id, sizeof(job->id), "%s", id);
     buf_init(&job->body);
     job->timeout = timeout;
-    uv_timer_init(loop, &job->deadline);
+    (void)uv_timer_init(loop, &job->deadline); /* 0 on Unix: it only fills the handle */
     job->deadline.data = job;
     return job;
 }
@@ -44,12 +44,30 @@ void job_free(job_t *job)
 {
     if (job == NULL)
         return;
-    uv_timer_stop(&job->deadline);
+    (void)uv_timer_stop(&job->deadline); /* always 0 */
     uv_close((uv_handle_t *)&job->deadline, on_timer_closed);
+}
+
+#define DEADLINE_MS_MAX 1e12 /* 31 years: past it, "never" */
+
+static void on_deadline(uv_timer_t *t)
+{
+    job_t *job = t->data;
+    job->expired(job);
+}
+
+void job_deadline_start(job_t *job, void (*expired)(job_t *job))
+{
+    double ms = job->timeout * 1000.0;
+    uint64_t delay = ms > DEADLINE_MS_MAX ? (uint64_t)DEADLINE_MS_MAX : (uint64_t)(ms + 0.999);
+    job->expired = expired;
+    /* 0: the timer is not closing (job_free has not run) and has a callback. */
+    (void)uv_timer_start(&job->deadline, on_deadline, delay ? delay : 1, 0);
 }
 
 void job_answer(job_t *job, const job_answer_t *answer)
 {
+    job->answered = true;
     if (job->contract != CONTRACT_V5) {
         if (job->client)
             job->answer(job, answer);
@@ -94,6 +112,7 @@ void error_answer_format(contract_t contract, int status, const char *message, b
 void job_answer_error(job_t *job, int status, const char *message, const char *outcome,
                       pid_t worker_pid)
 {
+    job->answered = true;
     if (job->contract == CONTRACT_V5)
         execlog_line(&job->log, EXECLOG_ERRORS, message, strlen(message));
     if (job->client == NULL && job->contract != CONTRACT_V5)

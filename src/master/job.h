@@ -6,7 +6,10 @@
  * points at it; when the client leaves, it calls pool_job_detach(), which clears
  * job->client so the answer is dropped. The job's deadline timer is a libuv handle, so
  * the memory goes in the timer's close callback: nothing may touch a job after
- * job_free(). */
+ * job_free() -- but for `answered`, until the caller's stack unwinds.
+ *
+ * The deadline is this file's: job_deadline_start() runs the timer from the moment the
+ * request was complete, job_free() stops it, and the pool hears of it once (expired). */
 #ifndef PYRT_JOB_H
 #define PYRT_JOB_H
 
@@ -20,6 +23,8 @@
 #include "master/config.h"
 #include "master/execlog.h"
 #include "master/reqid.h"
+
+#define JOB_TARGET_MAX 520 /* "PATH\nFILE" of the function a seed body names */
 
 typedef struct worker worker_t;
 typedef struct job job_t;
@@ -49,8 +54,10 @@ struct job {
     buf_t head;       /* v5: method, target and headers, encoded for the CALL (proto.h) */
     execlog_t log;    /* v5: the execution's log files (execlog_begin'd by the client) */
     double timeout;   /* effective, in seconds */
-    char target[520]; /* "PATH\nFILE" from the body (body_check_target) */
+    char target[JOB_TARGET_MAX]; /* "PATH\nFILE" from the body (body_check_target) */
     uv_timer_t deadline;
+    void (*expired)(job_t *job); /* the deadline passed (job_deadline_start) */
+    bool answered;               /* its answer is given (or dropped: its client left) */
     bool queued;
     struct job *prev, *next; /* queue links */
 };
@@ -63,7 +70,12 @@ job_t *job_new(uv_loop_t *loop, contract_t contract, void *client, job_answer_fn
                const char *id, double timeout);
 void job_free(job_t *job);
 
-/* Gives the answer to the client, if it is still there. The job stays the pool's. In
+/* Starts the job's deadline: job->timeout from now, at least 1 ms. `expired` is called
+ * when it passes, unless the job is freed first. */
+void job_deadline_start(job_t *job, void (*expired)(job_t *job));
+
+/* Gives the answer to the client, if it is still there, and marks the job answered. The
+ * job stays the pool's. In
  * v5, the execution's log files are completed first and the answer names them
  * (x-open-runtimes-log-id). */
 void job_answer(job_t *job, const job_answer_t *answer);

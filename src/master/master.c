@@ -71,15 +71,16 @@ static void on_loop_iteration(uv_check_t *h)
 {
     (void)h;
     if (log_pending() >= LOG_FLUSH_BYTES) {
-        uv_timer_stop(&log_timer);
+        (void)uv_timer_stop(&log_timer); /* always 0 */
         log_flush();
     } else if (log_pending() > 0 && !uv_is_active((uv_handle_t *)&log_timer)) {
-        uv_timer_start(&log_timer, on_log_timer, LOG_FLUSH_MS, 0);
+        (void)uv_timer_start(&log_timer, on_log_timer, LOG_FLUSH_MS, 0); /* 0: not closing */
     }
 }
 
 static void on_pool_stopped(void)
 {
+    http_close();
     uv_close((uv_handle_t *)&log_flusher, NULL);
     uv_close((uv_handle_t *)&log_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
@@ -137,7 +138,7 @@ static int listen_on(serve_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "--host %s: not an IP address", cfg->host);
         return -1;
     }
-    uv_tcp_init(loop, &listener);
+    (void)uv_tcp_init(loop, &listener); /* 0: with no address family, no socket is made yet */
     rc = uv_tcp_bind(&listener, &addr.sa, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&listener, 4096, http_on_connection);
@@ -174,32 +175,46 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     http_init(loop, cfg);
     if (listen_on(cfg, err, errlen) < 0)
         return -1;
-    uv_signal_init(loop, &sig_term);
-    uv_signal_init(loop, &sig_int);
-    uv_signal_init(loop, &sig_hup);
-    uv_signal_init(loop, &sig_chld);
-    uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
-    uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_stop_signal, SIGINT);
-    /* The terminal went away (or a supervisor's habit): stop as cleanly as on SIGTERM. */
-    uv_signal_start(&sig_hup, on_stop_signal, SIGHUP);
+    /* SIGHUP: the terminal went away (or a supervisor's habit): stop as cleanly as on
+     * SIGTERM. */
+    const struct {
+        uv_signal_t *handle;
+        uv_signal_cb cb;
+        int signum;
+    } signals[] = {
+        {&sig_chld, on_sigchld, SIGCHLD},
+        {&sig_term, on_stop_signal, SIGTERM},
+        {&sig_int, on_stop_signal, SIGINT},
+        {&sig_hup, on_stop_signal, SIGHUP},
+    };
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+        int rc = uv_signal_init(loop, signals[i].handle);
+        if (rc == 0)
+            rc = uv_signal_start(signals[i].handle, signals[i].cb, signals[i].signum);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot watch %s: %s", strsignal(signals[i].signum),
+                     uv_strerror(rc));
+            return -1;
+        }
+    }
 
     if (cfg->contract == CONTRACT_V5)
         pool_on_ready(announce_start);
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;
     /* The zygote is exec'd: from here on, lines may wait for the loop's next turn. */
-    uv_check_init(loop, &log_flusher);
-    uv_check_start(&log_flusher, on_loop_iteration);
+    /* Each returns 0 on Unix: they only fill and queue the handle. */
+    (void)uv_check_init(loop, &log_flusher);
+    (void)uv_check_start(&log_flusher, on_loop_iteration);
     uv_unref((uv_handle_t *)&log_flusher);
-    uv_timer_init(loop, &log_timer);
+    (void)uv_timer_init(loop, &log_timer);
     uv_unref((uv_handle_t *)&log_timer);
     log_set_batching(1);
     log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s", cfg->host,
             cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
             contract_name(cfg->contract));
 
-    uv_run(loop, UV_RUN_DEFAULT);
+    (void)uv_run(loop, UV_RUN_DEFAULT); /* returns once every handle has closed */
     log_set_batching(0);
     (void)uv_loop_close(loop);
     return 0;

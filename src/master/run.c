@@ -99,8 +99,7 @@ static void on_pool_ready(void)
     const char *error = NULL;
     if (body_check_finish(check, &has_timeout, &timeout, &error) < 0) {
         answer_error(400, error);
-        body_check_free(check);
-        return;
+        goto done;
     }
     if (config->contract == CONTRACT_V2)
         has_timeout = false; /* as the server: v2 bodies carry no timeout */
@@ -108,10 +107,11 @@ static void on_pool_ready(void)
 
     job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, timeout);
     body_check_target(check, job->target, sizeof(job->target));
-    body_check_free(check);
     buf_append(&job->body, request_body->data, request_body->len);
     submitted_ns = uv_hrtime();
     pool_submit(job);
+done:
+    body_check_free(check);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -146,12 +146,17 @@ int master_run_once(const serve_config_t *cfg, const run_request_t *req, run_ans
     reqid_generate(out->id);
 
     loop = uv_default_loop();
-    uv_signal_init(loop, &sig_chld);
-    uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
+    int rc = uv_signal_init(loop, &sig_chld);
+    if (rc == 0)
+        rc = uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot watch SIGCHLD: %s", uv_strerror(rc));
+        return -1;
+    }
     pool_on_ready(on_pool_ready);
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;
-    uv_run(loop, UV_RUN_DEFAULT);
+    (void)uv_run(loop, UV_RUN_DEFAULT); /* returns once every handle has closed */
     (void)uv_loop_close(loop);
     if (!answered) {
         snprintf(err, errlen, "the execution ended without an answer");

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "proto/gate.h"
 #include "proto/proto.h"
+#include "proto/zygote.h"
 #include "worker/pyembed.h"
 
 #define MAX_FRAME (1024u * 1024 * 1024)
@@ -258,7 +259,7 @@ static void read_frame(int fd, buf_t *in, size_t offset, uint32_t *type, uint32_
     if (*length > MAX_FRAME) {
         log_msg(LOG_ALERT, "frame from the master over the size limit (type %u, %u bytes)",
                 *type, *length);
-        _exit(70);
+        _exit(WORKER_EXIT_PROTOCOL);
     }
     if (read_at_least(fd, in, offset + PROTO_HEADER_SIZE + (size_t)*length) < 0)
         _exit(0);
@@ -323,7 +324,7 @@ static void parse_call(const buf_t *in, uint32_t length, call_t *c)
     c->body = proto_get_rest(&r, &c->body_len);
     if (r.error) {
         log_msg(LOG_ALERT, "malformed CALL frame from the master");
-        _exit(70);
+        _exit(WORKER_EXIT_PROTOCOL);
     }
 }
 
@@ -339,7 +340,7 @@ static size_t await_go(int fd, buf_t *in, uint32_t call_length, uint32_t seq)
     uint32_t go_seq = proto_get_u32(&r);
     if (type != PROTO_MSG_GO || r.error || go_seq != seq) {
         log_msg(LOG_ALERT, "expected GO %u from the master, got type %u", seq, type);
-        _exit(70);
+        _exit(WORKER_EXIT_PROTOCOL);
     }
     return PROTO_HEADER_SIZE + (size_t)length;
 }
@@ -371,7 +372,7 @@ void worker_run(int fd, gate_t *gate)
     PyObject *execute_http = PyObject_GetAttrString(pyembed_runtime(), "execute_http");
     if (execute == NULL || execute_http == NULL) {
         PyErr_Print();
-        _exit(70);
+        _exit(WORKER_EXIT_PROTOCOL);
     }
     send_simple(fd, PROTO_MSG_READY, (uint32_t)getpid());
 
@@ -384,7 +385,7 @@ void worker_run(int fd, gate_t *gate)
         if (type != PROTO_MSG_CALL) {
             log_msg(LOG_ALERT, "unexpected frame from the master (type %u, %u bytes)", type,
                     length);
-            _exit(70);
+            _exit(WORKER_EXIT_PROTOCOL);
         }
         call_t call;
         parse_call(&in, length, &call);
@@ -401,7 +402,7 @@ void worker_run(int fd, gate_t *gate)
                 /* Only user code can have written that: this worker is not to be trusted. */
                 log_msg(LOG_ERROR, "the gate slot of call %u is in a state nobody made",
                         call.seq);
-                _exit(70);
+                _exit(WORKER_EXIT_PROTOCOL);
             }
             buf_consume(&in, consumed); /* taken back by the master: not ours to run */
             continue;

@@ -32,39 +32,31 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
-#include "cli/opts.h"
 #include "common/buf.h"
+#include "common/err.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "proto/proto.h"
+#include "proto/zygote.h"
 #include "worker/pyembed.h"
 #include "worker/worker.h"
+#include "worker/zygote.h"
 
-#define CONTROL_FD 3
-#define CHANNEL_FD 3 /* in a worker, the channel takes the control socket's place */
+#define SPAWN_FDS_ROOM 8 /* more than a SPAWN carries: a malformed one is seen whole */
 
-typedef struct zygote_config {
-    const char *code_dir;
-    const char *entrypoint;
-    long master_pid;
-    long max_memory_mib;
-    size_t max_body;
-    const char *user;
-    const char *log_level;
-    const char *contract; /* seed, v5 or v2: how pyrt_runtime reads and answers */
-    bool preload;
+/* The master's arguments (proto/zygote.h), and the user they name. */
+static struct {
+    zygote_args_t a;
     bool switch_user;
     uid_t uid;
     gid_t gid;
-} zygote_config_t;
-
-static zygote_config_t zc;
+} zc;
 
 static int send_frame(const buf_t *b)
 {
     ssize_t n;
     do
-        n = send(CONTROL_FD, b->data, b->len, MSG_NOSIGNAL);
+        n = send(ZYGOTE_CONTROL_FD, b->data, b->len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)b->len ? 0 : -1;
 }
@@ -87,7 +79,7 @@ static int resolve_user(const char *user, char *err, size_t errlen)
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
         long uid;
-        if (opts_parse_long(user, &uid) == 0 && uid >= 0) {
+        if (num_parse_long(user, &uid) == 0 && uid >= 0) {
             pw = getpwuid((uid_t)uid);
             if (pw == NULL) {
                 zc.uid = (uid_t)uid;
@@ -139,11 +131,12 @@ static int drop_privileges(char *err, size_t errlen)
 {
     if (zc.switch_user) {
         if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
-            snprintf(err, errlen, "cannot switch to user %s (uid %d): %s", zc.user, (int)zc.uid,
-                     strerror(errno));
+            snprintf(err, errlen, "cannot switch to user %s (uid %d): %s", zc.a.user,
+                     (int)zc.uid, strerror(errno));
             return -1;
         }
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
+            getppid() != (pid_t)zc.a.master_pid) {
             snprintf(err, errlen, "the master is gone");
             return -1;
         }
@@ -153,44 +146,46 @@ static int drop_privileges(char *err, size_t errlen)
     return 0;
 }
 
-static void become_worker(int fds[4]) __attribute__((noreturn));
+static void become_worker(int fds[SPAWN_FDS]) __attribute__((noreturn));
 
 /* In the new worker: its own fds, the master as the parent it dies with, the user. */
-static void become_worker(int fds[4])
+static void become_worker(int fds[SPAWN_FDS])
 {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
-        _exit(1); /* the master is already gone */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
+        _exit(1); /* the master is already gone: nobody reads this status */
     /* Whatever the execution starts stays below the worker, even a double-forked
      * daemon, so that the master can kill the whole tree at a deadline. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-        _exit(74);
-    if (dup2(fds[1], STDOUT_FILENO) < 0 || dup2(fds[2], STDERR_FILENO) < 0 ||
-        dup2(fds[0], CHANNEL_FD) < 0)
-        _exit(71);
-    gate_t *gate = mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[3], 0);
+        _exit(WORKER_EXIT_SUBREAPER);
+    if (dup2(fds[SPAWN_FD_STDOUT], STDOUT_FILENO) < 0 ||
+        dup2(fds[SPAWN_FD_STDERR], STDERR_FILENO) < 0 ||
+        dup2(fds[SPAWN_FD_CHANNEL], WORKER_CHANNEL_FD) < 0)
+        _exit(WORKER_EXIT_FDS);
+    gate_t *gate =
+        mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[SPAWN_FD_GATE], 0);
     if (gate == MAP_FAILED)
-        _exit(76);
+        _exit(WORKER_EXIT_GATE);
     /* Everything else goes: the zygote's control socket was fd 3, now the channel. */
-    if (close_range(CHANNEL_FD + 1, ~0U, 0) != 0)
-        for (int fd = CHANNEL_FD + 1; fd < 1024; fd++)
+    if (close_range(WORKER_CHANNEL_FD + 1, ~0U, 0) != 0)
+        for (int fd = WORKER_CHANNEL_FD + 1; fd < 1024; fd++)
             (void)close(fd);
     log_init("worker", log_min_level);
     (void)prctl(PR_SET_NAME, "pyrt-worker", 0, 0, 0);
     /* The user and capabilities are the zygote's (drop_privileges): no Python ever runs
      * with more. */
-    if (zc.max_body)
-        worker_limit_body(zc.max_body);
-    if (worker_limit_memory(zc.max_memory_mib) != 0) {
-        log_msg(LOG_ERROR, "cannot limit memory to %ld MiB: %s", zc.max_memory_mib,
+    if (zc.a.max_body)
+        worker_limit_body(zc.a.max_body);
+    if (worker_limit_memory(zc.a.max_memory_mib) != 0) {
+        log_msg(LOG_ERROR, "cannot limit memory to %ld MiB: %s", zc.a.max_memory_mib,
                 strerror(errno));
-        _exit(75);
+        _exit(WORKER_EXIT_MEMORY_SETUP);
     }
     if (pyembed_call("after_fork", 0, NULL) < 0)
-        _exit(73);
-    worker_run(CHANNEL_FD, gate);
+        _exit(WORKER_EXIT_AFTER_FORK);
+    worker_run(WORKER_CHANNEL_FD, gate);
 }
 
-static long clone_worker(int fds[4])
+static long clone_worker(int fds[SPAWN_FDS])
 {
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
@@ -204,11 +199,11 @@ static long clone_worker(int fds[4])
     return pid;
 }
 
-static void spawn(uint32_t id, int fds[4])
+static void spawn(uint32_t id, int fds[SPAWN_FDS])
 {
     long pid = clone_worker(fds);
     int saved = errno;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SPAWN_FDS; i++)
         (void)close(fds[i]);
     if (pid < 0) {
         char msg[128];
@@ -224,7 +219,7 @@ static int receive_spawn(void)
 {
     uint8_t data[64];
     union {
-        char space[CMSG_SPACE(8 * sizeof(int))];
+        char space[CMSG_SPACE(SPAWN_FDS_ROOM * sizeof(int))];
         struct cmsghdr align;
     } control;
     struct iovec iov = {data, sizeof(data)};
@@ -236,18 +231,18 @@ static int receive_spawn(void)
     ssize_t n;
     Py_BEGIN_ALLOW_THREADS
     do
-        n = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+        n = recvmsg(ZYGOTE_CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     Py_END_ALLOW_THREADS
     if (n <= 0)
         return -1;
 
-    int fds[8];
+    int fds[SPAWN_FDS_ROOM];
     int nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
             int count = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            for (int i = 0; i < count && nfds < 8; i++)
+            for (int i = 0; i < count && nfds < SPAWN_FDS_ROOM; i++)
                 memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
         }
     }
@@ -255,9 +250,10 @@ static int receive_spawn(void)
     if (n >= PROTO_HEADER_SIZE)
         proto_header_decode(data, &type, &length);
     proto_reader_t r;
-    proto_reader_init(&r, data + PROTO_HEADER_SIZE, n >= PROTO_HEADER_SIZE ? (size_t)n - 8 : 0);
+    proto_reader_init(&r, data + PROTO_HEADER_SIZE,
+                      n >= PROTO_HEADER_SIZE ? (size_t)n - PROTO_HEADER_SIZE : 0);
     uint32_t id = proto_get_u32(&r);
-    if (type != PROTO_MSG_SPAWN || r.error || nfds != 4) {
+    if (type != PROTO_MSG_SPAWN || r.error || nfds != SPAWN_FDS) {
         log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds)", type, nfds);
         for (int i = 0; i < nfds; i++)
             (void)close(fds[i]);
@@ -267,39 +263,17 @@ static int receive_spawn(void)
     return 0;
 }
 
-int cmd_zygote(int argc, char **argv)
+int zygote_main(const zygote_args_t *args)
 {
-    zc.log_level = "info";
-    zc.contract = "seed";
-    const opt_spec_t specs[] = {
-        {"code-dir", 0, OPT_STRING, &zc.code_dir, NULL, 0, 0, NULL, NULL},
-        {"entrypoint", 0, OPT_STRING, &zc.entrypoint, NULL, 0, 0, NULL, NULL},
-        {"master-pid", 0, OPT_LONG, &zc.master_pid, NULL, 1, 1 << 30, NULL, NULL},
-        {"max-memory", 0, OPT_LONG, &zc.max_memory_mib, NULL, 0, 1 << 22, NULL, NULL},
-        {"max-body", 0, OPT_SIZE, &zc.max_body, NULL, 1, 1e12, NULL, NULL},
-        {"user", 0, OPT_STRING, &zc.user, NULL, 0, 0, NULL, NULL},
-        {"log-level", 0, OPT_STRING, &zc.log_level, NULL, 0, 0, NULL, NULL},
-        {"preload", 0, OPT_FLAG, &zc.preload, NULL, 0, 0, NULL, NULL},
-        {"contract", 0, OPT_STRING, &zc.contract, NULL, 0, 0, NULL, NULL},
-        {0},
-    };
+    zc.a = *args;
     char err[PYRT_ERR_LEN];
-    const char *positional[1];
-    int npos;
-    bool help;
     log_level_t level = LOG_INFO;
-    if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0 ||
-        zc.code_dir == NULL || zc.master_pid == 0) {
-        fprintf(stderr, "pyrt __zygote is started by `pyrt serve`, not by hand (%s)\n",
-                zc.code_dir ? err : "no --code-dir");
-        return 2;
-    }
-    (void)log_level_parse(zc.log_level, &level);
+    (void)log_level_parse(zc.a.log_level, &level);
     log_init("zygote", level);
     (void)prctl(PR_SET_NAME, "pyrt-zygote", 0, 0, 0);
 
     /* Die with the master; if it is already gone, do not start. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.master_pid)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -308,21 +282,21 @@ int cmd_zygote(int argc, char **argv)
         return 1;
     }
     (void)close(devnull);
-    if ((zc.user && resolve_user(zc.user, err, sizeof(err)) < 0) ||
+    if ((zc.a.user && resolve_user(zc.a.user, err, sizeof(err)) < 0) ||
         drop_privileges(err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         return 1;
     }
-    if (pyembed_init(zc.code_dir, err, sizeof(err)) < 0) {
+    if (pyembed_init(zc.a.code_dir, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot start Python: %s", err);
         return 1;
     }
-    const char *configure_args[] = {zc.code_dir, zc.entrypoint, zc.contract};
+    const char *configure_args[] = {zc.a.code_dir, zc.a.entrypoint, zc.a.contract};
     if (pyembed_call("configure", 3, configure_args) < 0)
         return 1;
-    if (zc.preload && pyembed_call("preload", 0, NULL) < 0)
+    if (zc.a.preload && pyembed_call("preload", 0, NULL) < 0)
         log_msg(LOG_WARN, "--preload: importing %s failed; workers will import it themselves",
-                zc.entrypoint ? zc.entrypoint : "(no entry point)");
+                zc.a.entrypoint ? zc.a.entrypoint : "(no entry point)");
 
     buf_t ready = BUF_INIT;
     size_t start = proto_frame_begin(&ready, PROTO_MSG_ZYGOTE_READY);

@@ -8,14 +8,17 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import resource
 import signal
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
-from conftest import (Parallel, Server, ServerFactory, get, post, pool_processes,
-                      wait_pool, wait_until, write_file)
+from conftest import (KEY, PYRT, Parallel, Server, ServerFactory, clean_env, free_port, get,
+                      post, pool_processes, wait_pool, wait_until, write_file)
 
 SANITIZED = bool(os.environ.get("PYRT_SANITIZER"))
 HEALTH_OK = b'{"status": "ok"}'
@@ -240,3 +243,33 @@ def test_no_worker_can_start_health_503(server_factory: ServerFactory) -> None:
     assert wait_until(lambda: post(srv.port, {})[2] == b"root fixed", 5.0, 0.2)
     hello_ok(srv)
     wait_pool(srv, 1)
+
+
+def test_no_fds_for_a_worker_backs_off(tmp_path: Path) -> None:
+    """With no file descriptors left for a worker's channel, pipes and gate, pyrt waits
+    longer and longer between tries instead of spinning, and still stops on SIGTERM."""
+    code = tmp_path / "code"
+    code.mkdir()
+    write_file(code / "index.py", "def main(req, res):\n    return res.send('hi')\n")
+    limit = 16  # enough to listen and start the zygote; a worker needs 7 more
+    proc = subprocess.Popen(
+        [str(PYRT), "serve", "--code-dir", str(code), "--host", "127.0.0.1",
+         "--port", str(free_port()), "--workers", "2"],
+        env=clean_env(KEY), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, cwd="/",
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+    try:
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    text = err.decode(errors="replace")
+    tries = text.count("cannot create a worker's channel, pipes or gate: Too many open files")
+    if "zygote" not in text:
+        pytest.skip(f"{limit} fds do not let this build start the zygote: {text[-500:]}")
+    assert proc.returncode == 0, text[-2000:]
+    assert 1 <= tries < 30, f"{tries} tries in 2 s:\n{text[-2000:]}"
+    assert "next start in" in text, text[-2000:]

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/opts.h"
+#include "common/num.h"
 
 /* Targets of the spec table, reset before every test. */
 static long port;
@@ -276,15 +277,15 @@ static void test_parse_size_direct(void **state)
 {
     (void)state;
     size_t v = 0;
-    assert_int_equal(opts_parse_size("1g", &v), 0);
+    assert_int_equal(num_parse_size("1g", &v), 0);
     assert_int_equal(v, 1024u * 1024 * 1024);
-    assert_int_equal(opts_parse_size("18446744073709551615G", &v), -1); /* overflow */
-    assert_int_equal(opts_parse_size(NULL, &v), -1);
+    assert_int_equal(num_parse_size("18446744073709551615G", &v), -1); /* overflow */
+    assert_int_equal(num_parse_size(NULL, &v), -1);
     long l = 0;
-    assert_int_equal(opts_parse_long("-42", &l), 0);
+    assert_int_equal(num_parse_long("-42", &l), 0);
     assert_int_equal(l, -42);
     double d = 0;
-    assert_int_equal(opts_parse_double("1e-3", &d), 0);
+    assert_int_equal(num_parse_double("1e-3", &d), 0);
     assert_true(fabs(d - 0.001) < 1e-12);
 }
 

@@ -1,0 +1,76 @@
+/* dispatch.c -- which worker runs which job: an idle worker takes the queue's head, a
+ * busy one gets the next job behind its execution (prefetch), and a prefetched job is
+ * taken back when another worker can run it sooner or its worker will not. */
+#include "common/log.h"
+#include "master/pool_internal.h"
+
+worker_t *idle_worker(void)
+{
+    for (worker_t *w = pool.workers; w; w = w->next)
+        if (w->state == W_IDLE)
+            return w;
+    return NULL;
+}
+
+/* Executions waiting for a worker: queued, or prefetched behind a busy one. */
+size_t waiting(void)
+{
+    size_t n = pool.queue.length;
+    for (worker_t *w = pool.workers; w; w = w->next)
+        n += w->prefetched != NULL;
+    return n;
+}
+
+/* The gate says the worker had started it, whose effects may then be half done: that
+ * one is answered like a crash. */
+void requeue_prefetched(worker_t *w, const char *what)
+{
+    job_t *job = w->prefetched;
+    if (job == NULL)
+        return;
+    w->prefetched = NULL;
+    job->worker = NULL;
+    if (gate_cancel(w->gate, w->next_seq) == GATE_WON) {
+        queue_push_front(&pool.queue, job);
+        return;
+    }
+    log_msg(LOG_WARN, "req=%s: %s", job->id, what);
+    finish_job_error(job, 500, what, "crash", w->pid);
+}
+
+/* A prefetched job that waits behind a busy worker, taken back so an idle one runs
+ * it now. NULL when there is none, or each one has started meanwhile. */
+static job_t *take_back_prefetched(void)
+{
+    for (worker_t *w = pool.workers; w; w = w->next) {
+        job_t *job = w->prefetched;
+        if (job == NULL || gate_cancel(w->gate, w->next_seq) != GATE_WON)
+            continue;
+        w->prefetched = NULL;
+        job->worker = NULL;
+        return job;
+    }
+    return NULL;
+}
+
+void dispatch(void)
+{
+    worker_t *w;
+    while (pool.queue.length > 0 && (w = idle_worker()) != NULL)
+        channel_send_call(w, queue_pop(&pool.queue), false);
+    while ((w = idle_worker()) != NULL) {
+        job_t *job = take_back_prefetched();
+        if (job == NULL)
+            break;
+        channel_send_call(w, job, false);
+    }
+    /* Still waiting, and no worker idle: each busy worker gets the next one now, so it
+     * goes straight on to it. Large bodies wait in the queue: prefetching saves a
+     * wake-up, which does not matter next to them, and keeps a copy. */
+    for (w = pool.workers; w && pool.queue.length > 0; w = w->next) {
+        if (w->state == W_BUSY && !w->prefetch_used && w->chan_open &&
+            pool.queue.head->body.len <= PREFETCH_MAX_BODY)
+            channel_send_call(w, queue_pop(&pool.queue), true);
+    }
+    pool_maintain();
+}

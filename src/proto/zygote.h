@@ -1,0 +1,71 @@
+/* zygote.h -- what the master and the zygote agree on outside the frames: the zygote's
+ * command line, the fds it and its workers find, and what a worker's exit status means
+ * when pyrt's own code chose it.
+ *
+ * The master builds the argv with zygote_args_argv(); `pyrt __zygote` (cli/cmd_zygote.c)
+ * parses it back with the same option names. */
+#ifndef PYRT_PROTO_ZYGOTE_H
+#define PYRT_PROTO_ZYGOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ZYGOTE_COMMAND "__zygote"
+
+/* The zygote's control socket (SOCK_SEQPACKET: SPAWN in, ZYGOTE_READY and SPAWNED out). */
+#define ZYGOTE_CONTROL_FD 3
+/* In a worker, its channel to the master takes the control socket's place. */
+#define WORKER_CHANNEL_FD 3
+
+/* The fds a SPAWN frame carries (SCM_RIGHTS), in this order. */
+enum spawn_fd {
+    SPAWN_FD_CHANNEL, /* the worker's end of its channel socketpair */
+    SPAWN_FD_STDOUT,  /* the write ends of its output pipes */
+    SPAWN_FD_STDERR,
+    SPAWN_FD_GATE, /* its gate page, a memfd (gate.h) */
+    SPAWN_FDS,
+};
+
+/* The options, each given as --NAME=VALUE (a flag as --NAME). */
+#define ZYGOTE_OPT_CODE_DIR "code-dir"
+#define ZYGOTE_OPT_ENTRYPOINT "entrypoint"
+#define ZYGOTE_OPT_MASTER_PID "master-pid"
+#define ZYGOTE_OPT_MAX_MEMORY "max-memory" /* MiB, 0: unlimited */
+#define ZYGOTE_OPT_MAX_BODY "max-body"     /* bytes */
+#define ZYGOTE_OPT_LOG_LEVEL "log-level"
+#define ZYGOTE_OPT_CONTRACT "contract" /* seed, v5 or v2 */
+#define ZYGOTE_OPT_USER "user"         /* the one workers run as */
+#define ZYGOTE_OPT_PRELOAD "preload"   /* a flag: import the entry point in the zygote */
+
+typedef struct zygote_args {
+    const char *code_dir;
+    const char *entrypoint; /* NULL: none */
+    long master_pid;
+    long max_memory_mib;
+    size_t max_body;
+    const char *log_level;
+    const char *contract;
+    const char *user; /* NULL: the master's */
+    bool preload;
+} zygote_args_t;
+
+/* The argv of `pyrt __zygote` for these arguments, NULL-terminated; the caller owns the
+ * array and each string. */
+char **zygote_args_argv(const zygote_args_t *a);
+
+/* Exit statuses of a worker that pyrt's own code chose, before or around the user's
+ * code (which may exit with any status: these are named, not proven). */
+typedef enum worker_exit {
+    WORKER_EXIT_PROTOCOL = 70,    /* the master sent what a worker cannot take */
+    WORKER_EXIT_FDS = 71,         /* its channel and pipes could not take their fds */
+    WORKER_EXIT_AFTER_FORK = 73,  /* Python's after-fork step failed */
+    WORKER_EXIT_SUBREAPER = 74,   /* it could not become its children's reaper */
+    WORKER_EXIT_MEMORY_SETUP = 75, /* the memory limit could not be set */
+    WORKER_EXIT_GATE = 76,        /* its gate page could not be mapped */
+} worker_exit_t;
+
+/* "memory limit setup failed" for WORKER_EXIT_MEMORY_SETUP; NULL for a status pyrt
+ * does not use. */
+const char *worker_exit_name(int status);
+
+#endif
