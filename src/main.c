@@ -3,11 +3,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "common/version.h"
 #include "proto/zygote.h"
-
-#ifndef PYRT_VERSION
-#define PYRT_VERSION "0.1.0"
-#endif
 
 typedef struct command {
     const char *name;

@@ -154,6 +154,13 @@ int cmd_serve(int argc, char **argv)
          "import the entry point in the zygote, shared by all workers"},
         {"user", 'u', OPT_STRING, &cfg.user, "PYRT_USER", 0, 0, "NAME|UID",
          "started as root: run workers as this user"},
+        {"log-format", 0, OPT_STRING, &cfg.log_format, "PYRT_LOG_FORMAT", 0, 0, "FORMAT",
+         "text or json: one JSON object per line (default: text on a terminal, else json)"},
+        {"no-metrics", 0, OPT_FLAG, &cfg.no_metrics, "PYRT_NO_METRICS", 0, 0, NULL,
+         "no GET /__metrics (Prometheus text format; on by default)"},
+        {"max-requests", 0, OPT_LONG, &cfg.max_requests, "PYRT_MAX_REQUESTS", 0, 1e9, "N",
+         "replace each worker after N executions, plus up to 10% at random (default 0: "
+         "never)"},
         {"log-level", 0, OPT_STRING, &cfg.log_level, "PYRT_LOG_LEVEL", 0, 0, "LEVEL",
          "debug, info, warn or error (default info)"},
         {0},
@@ -178,6 +185,14 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     log_init("master", level);
+    log_format_t format = isatty(STDERR_FILENO) ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON;
+    if (cfg.log_format && log_format_parse(cfg.log_format, &format) < 0) {
+        fprintf(stderr, "pyrt serve: --log-format: expected text or json, got '%s'\n",
+                cfg.log_format);
+        return 2;
+    }
+    log_set_format(format);
+    cfg.log_format = format == LOG_FORMAT_JSON ? "json" : "text";
 
     char code_dir[PATH_MAX];
     if (serve_config_finish(&cfg, contract, entrypoint, code_dir, err, sizeof(err)) < 0) {

@@ -19,6 +19,7 @@ int cmd_zygote(int argc, char **argv)
         {ZYGOTE_OPT_MAX_BODY, 0, OPT_SIZE, &a.max_body, NULL, 1, 1e12, NULL, NULL},
         {ZYGOTE_OPT_USER, 0, OPT_STRING, &a.user, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_LOG_LEVEL, 0, OPT_STRING, &a.log_level, NULL, 0, 0, NULL, NULL},
+        {ZYGOTE_OPT_LOG_FORMAT, 0, OPT_STRING, &a.log_format, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_PRELOAD, 0, OPT_FLAG, &a.preload, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_CONTRACT, 0, OPT_STRING, &a.contract, NULL, 0, 0, NULL, NULL},
         {0},

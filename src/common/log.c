@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 
 log_level_t log_min_level = LOG_INFO;
+static log_format_t log_format = LOG_FORMAT_TEXT;
 
 static char log_role[32] = "pyrt";
 static pid_t log_pid;
@@ -22,6 +24,27 @@ void log_init(const char *role, log_level_t min_level)
     snprintf(log_role, sizeof(log_role), "%s", role);
     log_pid = getpid();
     log_min_level = min_level;
+}
+
+void log_set_format(log_format_t format)
+{
+    log_format = format;
+}
+
+bool log_is_json(void)
+{
+    return log_format == LOG_FORMAT_JSON;
+}
+
+int log_format_parse(const char *name, log_format_t *out)
+{
+    if (strcmp(name, "text") == 0)
+        *out = LOG_FORMAT_TEXT;
+    else if (strcmp(name, "json") == 0)
+        *out = LOG_FORMAT_JSON;
+    else
+        return -1;
+    return 0;
 }
 
 const char *log_level_name(log_level_t level)
@@ -109,12 +132,33 @@ static void emit_level(buf_t *line, log_level_t level)
         log_flush();
 }
 
+/* Text: "TIME [level] role pid: "; JSON: the object's first keys, up to a comma. */
 static void start_line(buf_t *line, log_level_t level, const char *role, pid_t pid)
 {
     char ts[48];
     size_t n = format_time(ts, sizeof(ts));
+    if (log_format == LOG_FORMAT_JSON) {
+        buf_append_str(line, "{\"time\":\"");
+        buf_append(line, ts, n);
+        buf_appendf(line, "\",\"level\":\"%s\",\"role\":", level_names[level]);
+        json_append_text(line, role, strlen(role));
+        buf_appendf(line, ",\"pid\":%d,", (int)pid);
+        return;
+    }
     buf_append(line, ts, n);
     buf_appendf(line, " [%s] %s %d: ", level_names[level], role, (int)pid);
+}
+
+/* The message: as it is in text; the last key and the closing brace in JSON. */
+static void put_message(buf_t *line, const char *text, size_t len)
+{
+    if (log_format == LOG_FORMAT_JSON) {
+        buf_append_str(line, "\"message\":");
+        json_append_text(line, text, len);
+        buf_append(line, "}", 1);
+    } else {
+        buf_append(line, text, len);
+    }
 }
 
 void log_write(log_level_t level, const char *fmt, ...)
@@ -130,8 +174,8 @@ void log_write(log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n > 0)
-        buf_append(&line, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    size_t len = n <= 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    put_message(&line, msg, len);
     emit_level(&line, level);
     buf_free(&line);
     errno = saved_errno;
@@ -143,8 +187,78 @@ void log_write_as(log_level_t level, const char *role, pid_t pid, const char *pr
     buf_t line = BUF_INIT;
     buf_reserve(&line, len + 128);
     start_line(&line, level, role, pid);
-    buf_append_str(&line, prefix);
-    buf_append(&line, text, len);
+    if (log_format == LOG_FORMAT_JSON) {
+        buf_t joined = BUF_INIT;
+        buf_append_str(&joined, prefix);
+        buf_append(&joined, text, len);
+        put_message(&line, joined.data, joined.len);
+        buf_free(&joined);
+    } else {
+        buf_append_str(&line, prefix);
+        buf_append(&line, text, len);
+    }
+    emit_level(&line, level);
+    buf_free(&line);
+}
+
+void log_output(const char *role, pid_t pid, const char *request_id, const char *stream,
+                const char *text, size_t len)
+{
+    if (LOG_INFO < log_min_level)
+        return;
+    if (log_format == LOG_FORMAT_TEXT) {
+        char prefix[256];
+        snprintf(prefix, sizeof(prefix), "req=%s %s: ", request_id, stream);
+        log_write_as(LOG_INFO, role, pid, prefix, text, len);
+        return;
+    }
+    buf_t line = BUF_INIT;
+    buf_reserve(&line, len + 192);
+    start_line(&line, LOG_INFO, role, pid);
+    buf_append_str(&line, "\"event\":\"output\",\"request_id\":");
+    json_append_text(&line, request_id, strlen(request_id));
+    buf_append_str(&line, ",\"stream\":");
+    json_append_text(&line, stream, strlen(stream));
+    buf_append(&line, ",", 1);
+    put_message(&line, text, len);
+    emit_level(&line, LOG_INFO);
+    buf_free(&line);
+}
+
+void log_event(log_level_t level, const char *event, const log_field_t *fields, size_t count)
+{
+    if (level < log_min_level)
+        return;
+    buf_t line = BUF_INIT;
+    buf_reserve(&line, 256);
+    start_line(&line, level, log_role, log_pid);
+    bool json = log_format == LOG_FORMAT_JSON;
+    if (json) {
+        buf_append_str(&line, "\"event\":");
+        json_append_text(&line, event, strlen(event));
+    } else {
+        buf_append_str(&line, event);
+    }
+    for (size_t i = 0; i < count; i++) {
+        const log_field_t *f = &fields[i];
+        if (json) {
+            buf_append(&line, ",", 1);
+            json_append_text(&line, f->key, strlen(f->key));
+            buf_append(&line, ":", 1);
+        } else {
+            buf_appendf(&line, " %s=", f->key);
+        }
+        if (f->str && json)
+            json_append_text(&line, f->str, f->len);
+        else if (f->str)
+            buf_append(&line, f->str, f->len);
+        else if (f->is_real) /* NaN and infinities are not JSON: 0 */
+            buf_appendf(&line, "%.3f", f->real > -1e300 && f->real < 1e300 ? f->real : 0.0);
+        else
+            buf_appendf(&line, "%lld", f->num);
+    }
+    if (json)
+        buf_append(&line, "}", 1);
     emit_level(&line, level);
     buf_free(&line);
 }

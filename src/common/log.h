@@ -9,7 +9,9 @@
 #ifndef PYRT_LOG_H
 #define PYRT_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 typedef enum log_level {
@@ -26,12 +28,50 @@ void log_init(const char *role, log_level_t min_level);
 const char *log_level_name(log_level_t level);
 int log_level_parse(const char *name, log_level_t *out);
 
+/* --log-format: text lines as above, or one JSON object per line with stable keys:
+ *   {"time": "2026-12-01T20:15:39.123Z", "level": "info", "role": "master", "pid": 1234,
+ *    "message": "..."}                       (log_write)
+ *   {..., "event": "output", "request_id": "...", "stream": "stdout", "message": "..."}
+ *   {..., "event": "access", ...}            (log_event: the caller's fields)
+ * Any byte is escaped so that the line stays one valid JSON object (json.h). */
+typedef enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON } log_format_t;
+
+void log_set_format(log_format_t format);
+bool log_is_json(void);
+/* "text" or "json": 0, else -1. */
+int log_format_parse(const char *name, log_format_t *out);
+
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A line on behalf of another process (the master writes the workers' output). `text`
  * need not be NUL-terminated and is written as is, after `prefix`. */
 void log_write_as(log_level_t level, const char *role, pid_t pid, const char *prefix,
                   const char *text, size_t len);
+
+/* A line a worker's execution wrote (`stream`: "stdout", "stderr", ...), logged on the
+ * worker's behalf. Text: "req=ID stream: text". */
+void log_output(const char *role, pid_t pid, const char *request_id, const char *stream,
+                const char *text, size_t len);
+
+/* One field of a structured record: a string (str set, len bytes), else an integer, or a
+ * number when `real`. */
+typedef struct log_field {
+    const char *key;
+    const char *str;
+    size_t len;
+    long long num;
+    double real;
+    bool is_real;
+} log_field_t;
+
+#define LOG_FIELD_STR(k, s) ((log_field_t){(k), (s), strlen(s), 0, 0, false})
+#define LOG_FIELD_INT(k, n) ((log_field_t){(k), NULL, 0, (long long)(n), 0, false})
+#define LOG_FIELD_REAL(k, x) ((log_field_t){(k), NULL, 0, 0, (double)(x), true})
+
+/* A structured record, `event` and its fields. JSON: the fields as keys. Text: "event
+ * key=value ..." (values as they are: callers with a text line of their own write it
+ * with log_write instead). */
+void log_event(log_level_t level, const char *event, const log_field_t *fields, size_t count);
 
 /* Batching (the master): lines collect in memory and log_flush() writes them with one
  * write(2) (the master: at most LOG_FLUSH_MS after the first, or once 16 KiB wait); at

@@ -117,6 +117,8 @@ static void start_running(worker_t *w, job_t *job, uint32_t seq)
     w->state = W_BUSY;
     w->job = job;
     w->seq_running = seq;
+    if (job->started_ns == 0)
+        job->started_ns = uv_hrtime();
     snprintf(w->last_id, sizeof(w->last_id), "%s", job->id);
     w->output_bytes = 0;
     w->output_cut = false;
@@ -192,6 +194,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
         log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer (%s); replacing it", job->id,
                 (int)w->pid, bad);
         finish_job_error(job, 500, "worker sent an invalid response", "error", w->pid);
+        w->replaced_for = METRICS_REPLACED_PROTOCOL;
         worker_kill(w, "worker sent an invalid response");
         pool_maintain();
         return;
@@ -203,7 +206,15 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
      * written, so it starts what is behind meanwhile. (The answer does not re-enter the
      * pool: a request pipelined behind it waits for the next loop turn, http.c.) */
     pid_t pid = w->pid;
-    if (res.flags & PROTO_RESULT_RECYCLE) {
+    /* The worker asks to go (it hit --max-memory), or has served --max-requests. */
+    w->executions++;
+    bool memory = (res.flags & PROTO_RESULT_RECYCLE) != 0;
+    bool recycle = memory || (w->recycle_after > 0 && w->executions >= w->recycle_after);
+    if (recycle) {
+        w->replaced_for = memory ? METRICS_REPLACED_MEMORY : METRICS_REPLACED_RECYCLE;
+        if (!memory)
+            log_msg(LOG_INFO, "worker %d served %ld executions (--max-requests): replacing it",
+                    (int)pid, w->executions);
         /* The worker exits after such an answer; closing the channel makes sure. */
         w->state = W_DYING;
         w->expected_exit = true;
@@ -228,9 +239,10 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
                  res.body_len, pool.config->max_body);
         finish_job_error(job, 500, msg, "error", pid);
     } else {
+        const char *outcome = res.status < 500 ? "ok" : memory ? "memory" : "error";
         job_answer_t a = {(int)res.status, res.headers.data ? res.headers.data : "",
-                          res.headers.len, (const char *)res.body, res.body_len,
-                          res.status < 500 ? "ok" : "error", pid};
+                          res.headers.len, (const char *)res.body, res.body_len, outcome, pid,
+                          0};
         job_answer(job, &a);
         job_free(job);
     }
@@ -267,15 +279,15 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
         pool.output_sink(name, (const char *)text, cut);
         return 0;
     }
-    char prefix[REQID_MAX + 32];
-    snprintf(prefix, sizeof(prefix), "req=%s %s: ", w->last_id[0] ? w->last_id : "-", name);
-    log_write_as(LOG_INFO, "worker", w->pid, prefix, (const char *)text, cut);
+    log_output("worker", w->pid, w->last_id[0] ? w->last_id : "-", name, (const char *)text,
+               cut);
     return 0;
 }
 
 /* A worker that breaks the protocol goes, and what it ran with it. */
 static void replace_worker(worker_t *w, const char *what)
 {
+    w->replaced_for = METRICS_REPLACED_PROTOCOL;
     worker_lost_job(w, what);
     worker_kill(w, what);
     pool_maintain();

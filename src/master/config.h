@@ -26,6 +26,10 @@ typedef struct serve_config {
     bool preload;
     const char *user; /* NULL: the invoking user */
     const char *log_level;
+    const char *log_format;     /* text or json (NULL: text on a terminal, else json) */
+    bool no_metrics;            /* --no-metrics: no GET /__metrics */
+    long max_requests;          /* --max-requests: replace a worker after about this many
+                                   executions (0: never) */
     const char *logs_dir;       /* v5: where {id}_logs.log and {id}_errors.log go */
     const char *telemetry_file; /* v5: what GET /__opr/timings answers */
 } serve_config_t;

@@ -67,6 +67,7 @@ static void kill_running(job_t *job, const char *msg, const char *secs)
     w->state = W_DYING;
     finish_job_error(job, 500, msg, "timeout", pid);
     pool_maintain();
+    w->replaced_for = METRICS_REPLACED_TIMEOUT;
     worker_kill(w, "killed at its execution's deadline");
 }
 

@@ -68,7 +68,10 @@ void dispatch(void)
      * goes straight on to it. Large bodies wait in the queue: prefetching saves a
      * wake-up, which does not matter next to them, and keeps a copy. */
     for (w = pool.workers; w && pool.queue.length > 0; w = w->next) {
-        if (w->state == W_BUSY && !w->prefetch_used && w->chan_open &&
+        /* Not behind a worker's last execution (--max-requests): it goes after that
+         * answer, and a CALL it had claimed by then would go with it. */
+        bool last = w->recycle_after > 0 && w->executions + 1 >= w->recycle_after;
+        if (w->state == W_BUSY && !w->prefetch_used && w->chan_open && !last &&
             pool.queue.head->body.len <= PREFETCH_MAX_BODY)
             channel_send_call(w, queue_pop(&pool.queue), true);
     }

@@ -14,6 +14,7 @@
 #include "common/xalloc.h"
 #include "master/body.h"
 #include "master/execlog.h"
+#include "master/metrics.h"
 #include "master/pool.h"
 #include "master/reqline.h"
 #include "master/reqid.h"
@@ -34,7 +35,7 @@ enum conn_state {
     CONN_LINGER,    /* answered with close: draining input until EOF or LINGER_MS */
 };
 
-enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_TIMINGS, REQ_NOT_ALLOWED };
+enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_TIMINGS, REQ_METRICS, REQ_NOT_ALLOWED };
 enum pause_reason { PAUSE_NONE, PAUSE_HEADERS, PAUSE_MESSAGE };
 
 typedef struct request {
@@ -60,6 +61,7 @@ typedef struct request {
     buf_t body;
     size_t body_bytes;
     uint64_t start_ns;
+    double queue_wait; /* seconds its execution waited for a worker (the access record) */
     /* v5: the headers user code sees, encoded for the CALL (proto.h), and the
      * x-open-runtimes-* values the master acts on. */
     buf_t fields;
@@ -332,7 +334,10 @@ static int on_headers_complete(http_parser *p)
     request_t *r = &c->req;
     if (r->in_value)
         header_done(r);
-    if (config->contract == CONTRACT_V5) {
+    bool get = p->method == HTTP_GET || p->method == HTTP_HEAD;
+    if (get && !config->no_metrics && url_path_is(&r->url, "/__metrics"))
+        r->kind = REQ_METRICS; /* in every contract */
+    else if (config->contract == CONTRACT_V5) {
         /* Every method on every path runs the function, but for two paths. */
         if (url_path_is(&r->url, "/__opr/health"))
             r->kind = REQ_HEALTH;
@@ -492,13 +497,37 @@ static double ms_since(uint64_t start_ns)
     return start_ns ? (double)(uv_hrtime() - start_ns) / 1e6 : 0.0;
 }
 
-static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_pid)
+/* Every answered request: counted (metrics.h), and one access record -- the text line
+ * as it always was, or a JSON record with more in it. */
+static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_pid,
+                       size_t body_len)
 {
+    const request_t *r = &c->req;
+    double ms = ms_since(r->start_ns);
+    int counted = metrics_outcome_of(outcome, status);
+    if (counted >= 0)
+        metrics_request((metrics_outcome_t)counted, status, ms / 1e3, r->queue_wait,
+                        r->body_bytes, body_len);
     if (LOG_INFO < log_min_level)
         return;
-    const request_t *r = &c->req;
     const char *method = http_method_str((enum http_method)c->parser.method);
     int url_len = (int)(r->url.len > 256 ? 256 : r->url.len);
+    if (log_is_json()) {
+        log_field_t fields[] = {
+            LOG_FIELD_STR("request_id", r->id[0] ? r->id : "-"),
+            LOG_FIELD_STR("method", method),
+            {"path", r->url.data ? r->url.data : "", (size_t)url_len, 0, 0, false},
+            LOG_FIELD_INT("status", status),
+            LOG_FIELD_STR("outcome", outcome),
+            LOG_FIELD_REAL("duration_ms", ms),
+            LOG_FIELD_REAL("queue_ms", r->queue_wait * 1e3),
+            LOG_FIELD_INT("bytes_in", r->body_bytes),
+            LOG_FIELD_INT("bytes_out", body_len),
+            LOG_FIELD_INT("worker_pid", worker_pid > 0 ? worker_pid : 0),
+        };
+        log_event(LOG_INFO, "access", fields, sizeof(fields) / sizeof(fields[0]));
+        return;
+    }
     char worker[24];
     if (worker_pid > 0)
         snprintf(worker, sizeof(worker), "%d", (int)worker_pid);
@@ -506,7 +535,7 @@ static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_
         snprintf(worker, sizeof(worker), "-");
     log_write(LOG_INFO, "access req=%s method=%s path=%.*s status=%d ms=%.2f worker=%s outcome=%s",
               r->id[0] ? r->id : "-", method, url_len, r->url.data ? r->url.data : "", status,
-              ms_since(r->start_ns), worker, outcome);
+              ms, worker, outcome);
 }
 
 /* Writes one whole answer. `close` forces Connection: close; otherwise keep-alive
@@ -540,7 +569,7 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
     if (!no_body)
         buf_append(&out, body, body_len);
 
-    log_access(c, status, outcome, worker_pid);
+    log_access(c, status, outcome, worker_pid, body_len);
     size_t len = out.len;
     conn_write(c, buf_steal(&out), len);
     if (c->closing)
@@ -643,6 +672,7 @@ static void answer_job(job_t *job, const job_answer_t *a)
     conn_t *c = job->client;
     c->job = NULL;
     job->client = NULL;
+    c->req.queue_wait = a->queue_wait;
     conn_respond(c, a->status, a->headers, a->headers_len, a->body, a->body_len, false, a->outcome,
                  a->worker_pid);
     /* Later pipelined requests waited for this answer. Inside parse_input() (the pool
@@ -681,7 +711,7 @@ static int check_v5_head(conn_t *c)
         !(r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len))) {
         conn_respond_error(c, 500,
                            "Unauthorized. Provide correct \"x-open-runtimes-secret\" header.",
-                           true, "rejected");
+                           true, "unauthorized");
         return -1;
     }
     double unused;
@@ -724,7 +754,7 @@ static void after_headers(conn_t *c, bool body_buffered)
         bool key_ok =
             r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len);
         if (!key_ok) {
-            conn_respond_error(c, 401, "Unauthorized", true, "rejected");
+            conn_respond_error(c, 401, "Unauthorized", true, "unauthorized");
             return;
         }
     }
@@ -795,6 +825,21 @@ static void answer_timings(conn_t *c)
     buf_free(&text);
 }
 
+/* GET /__metrics: the exposition, gauges read now. No key: it holds nothing a client
+ * sent, only counts (no label carries a path or an id). */
+static void answer_metrics(conn_t *c)
+{
+    static const char type[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+    metrics_gauges_t g = {0};
+    pool_stats(&g);
+    g.connections = (long)connection_count;
+    buf_t text = BUF_INIT;
+    buf_reserve(&text, 8192);
+    metrics_render(&text, &g);
+    conn_respond(c, 200, type, sizeof(type) - 1, text.data, text.len, false, "health", 0);
+    buf_free(&text);
+}
+
 /* v5: the job's request head for the worker (proto.h, PROTO_CALL_HTTP) and its log. */
 static void prepare_v5_job(conn_t *c, job_t *job)
 {
@@ -828,6 +873,10 @@ static void after_message(conn_t *c)
     }
     if (r->kind == REQ_TIMINGS) {
         answer_timings(c);
+        return;
+    }
+    if (r->kind == REQ_METRICS) {
+        answer_metrics(c);
         return;
     }
     if (r->kind == REQ_NOT_ALLOWED) {

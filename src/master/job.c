@@ -65,9 +65,21 @@ void job_deadline_start(job_t *job, void (*expired)(job_t *job))
     (void)uv_timer_start(&job->deadline, on_deadline, delay ? delay : 1, 0);
 }
 
-void job_answer(job_t *job, const job_answer_t *answer)
+/* Seconds from pool_submit to a worker taking the job, or to now if none did. */
+static double queue_wait(const job_t *job)
+{
+    if (job->submitted_ns == 0)
+        return 0;
+    uint64_t until = job->started_ns ? job->started_ns : uv_hrtime();
+    return until > job->submitted_ns ? (double)(until - job->submitted_ns) / 1e9 : 0;
+}
+
+void job_answer(job_t *job, const job_answer_t *given)
 {
     job->answered = true;
+    job_answer_t a = *given;
+    a.queue_wait = queue_wait(job);
+    const job_answer_t *answer = &a;
     if (job->contract != CONTRACT_V5) {
         if (job->client)
             job->answer(job, answer);
@@ -79,7 +91,6 @@ void job_answer(job_t *job, const job_answer_t *answer)
     buf_appendf(&headers, "x-open-runtimes-log-id: %s\r\n", job->log.id);
     execlog_end(&job->log);
     if (job->client) {
-        job_answer_t a = *answer;
         a.headers = headers.data;
         a.headers_len = headers.len;
         job->answer(job, &a);

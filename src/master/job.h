@@ -37,8 +37,9 @@ typedef struct job_answer {
     size_t headers_len;
     const char *body;
     size_t body_len;
-    const char *outcome; /* for the access line: ok, error, timeout, crash, busy */
+    const char *outcome; /* for the access line: ok, error, memory, timeout, crash, busy */
     pid_t worker_pid;    /* 0: none */
+    double queue_wait;   /* seconds it waited for a worker: filled in by job_answer() */
 } job_answer_t;
 
 /* Called once with the answer, while job->client is still set. */
@@ -58,6 +59,8 @@ struct job {
     uv_timer_t deadline;
     void (*expired)(job_t *job); /* the deadline passed (job_deadline_start) */
     bool answered;               /* its answer is given (or dropped: its client left) */
+    uint64_t submitted_ns;       /* uv_hrtime() at pool_submit */
+    uint64_t started_ns;         /* when a worker took it (0: none did) */
     bool queued;
     struct job *prev, *next; /* queue links */
 };

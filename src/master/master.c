@@ -16,16 +16,19 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/version.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
 #include "master/execlog.h"
 #include "master/http.h"
+#include "master/metrics.h"
 #include "master/pool.h"
 #include "master/reqid.h"
 #include "master/secret.h"
 
 
 static uv_loop_t *loop;
+static const serve_config_t *config;
 static uv_tcp_t listener;
 static uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
 static uv_check_t log_flusher;
@@ -105,17 +108,54 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     pool_shutdown(on_pool_stopped);
 }
 
-/* v5: open-runtimes' start script watches stdout for this line to time the start. It
- * comes once the port is bound and a worker can take an execution. */
-static void announce_start(void)
+/* The first worker is ready (or the zygote failed twice): a lifecycle record, and, in
+ * v5, open-runtimes' start line on stdout (their start script times the start by it):
+ * once the port is bound and a worker can take an execution. */
+static void on_ready(void)
 {
     if (!pool_ready())
         return; /* the zygote failed: no worker, no start */
+    log_field_t fields[] = {LOG_FIELD_INT("workers", config->workers)};
+    log_event(LOG_INFO, "ready", fields, 1);
+    if (config->contract != CONTRACT_V5)
+        return;
     static const char line[] = "HTTP server successfully started!\n";
     ssize_t n;
     do
         n = write(STDOUT_FILENO, line, sizeof(line) - 1);
     while (n < 0 && errno == EINTR);
+}
+
+/* The start: the effective configuration -- never a secret. */
+static void log_start(const serve_config_t *cfg)
+{
+    if (!log_is_json()) {
+        log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s",
+                cfg->host, cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
+                contract_name(cfg->contract));
+        return;
+    }
+    log_field_t fields[] = {
+        LOG_FIELD_STR("version", PYRT_VERSION),
+        LOG_FIELD_STR("python", PYRT_PYTHON_VERSION),
+        LOG_FIELD_STR("contract", contract_name(cfg->contract)),
+        LOG_FIELD_STR("host", cfg->host),
+        LOG_FIELD_INT("port", cfg->port),
+        LOG_FIELD_STR("code_dir", cfg->code_dir),
+        LOG_FIELD_STR("entrypoint", cfg->entrypoint ? cfg->entrypoint : ""),
+        LOG_FIELD_INT("workers", cfg->workers),
+        LOG_FIELD_REAL("default_timeout", cfg->default_timeout),
+        LOG_FIELD_REAL("max_timeout", cfg->max_timeout),
+        LOG_FIELD_INT("max_body", cfg->max_body),
+        LOG_FIELD_INT("max_queue", cfg->max_queue),
+        LOG_FIELD_INT("max_memory_mib", cfg->max_memory_mib),
+        LOG_FIELD_INT("max_requests", cfg->max_requests),
+        LOG_FIELD_INT("max_connections", cfg->max_connections),
+        LOG_FIELD_STR("user", cfg->user ? cfg->user : ""),
+        LOG_FIELD_INT("metrics", !cfg->no_metrics),
+        LOG_FIELD_INT("secret_check", !secret_disabled()),
+    };
+    log_event(LOG_INFO, "start", fields, sizeof(fields) / sizeof(fields[0]));
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -198,8 +238,10 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
         }
     }
 
-    if (cfg->contract == CONTRACT_V5)
-        pool_on_ready(announce_start);
+    config = cfg;
+    metrics_init(cfg->max_timeout, PYRT_VERSION, PYRT_PYTHON_VERSION,
+                 contract_name(cfg->contract));
+    pool_on_ready(on_ready);
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;
     /* The zygote is exec'd: from here on, lines may wait for the loop's next turn. */
@@ -210,9 +252,7 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     (void)uv_timer_init(loop, &log_timer);
     uv_unref((uv_handle_t *)&log_timer);
     log_set_batching(1);
-    log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s", cfg->host,
-            cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
-            contract_name(cfg->contract));
+    log_start(cfg);
 
     (void)uv_run(loop, UV_RUN_DEFAULT); /* returns once every handle has closed */
     log_set_batching(0);

@@ -29,9 +29,7 @@ static void emit(void *ctx, const char *text, size_t len)
         pool.output_sink(o->name, text, len);
         return;
     }
-    char prefix[REQID_MAX + 32];
-    snprintf(prefix, sizeof(prefix), "req=%s %s: ", w->last_id[0] ? w->last_id : "-", o->name);
-    log_write_as(LOG_INFO, "worker", w->pid, prefix, text, len);
+    log_output("worker", w->pid, w->last_id[0] ? w->last_id : "-", o->name, text, len);
 }
 
 /* Bytes held back by on_output go first: they were read before anything later. */

@@ -69,6 +69,11 @@ worker_t *worker_new(unsigned id, int chan_fd, int out_fd, int err_fd, gate_t *g
     w->id = id;
     w->gate = gate;
     w->state = W_SPAWNING;
+    w->replaced_for = METRICS_REPLACED_CRASH;
+    long n = pool.config->max_requests;
+    /* Up to 10% more, at random, so that workers started together do not all go at
+     * once (as gunicorn's and uWSGI's jitter). */
+    w->recycle_after = n > 0 ? n + (n >= 10 ? random() % (n / 10 + 1) : 0) : 0;
     proto_decoder_init(&w->dec, (uint32_t)(pool.config->max_body + CHANNEL_FRAME_SLACK));
     /* Both inits return 0 on Unix: they only fill the handle. */
     (void)uv_timer_init(pool.loop, &w->timer);
@@ -198,6 +203,15 @@ void worker_exited(worker_t *w, int status)
     }
     worker_lost_job(w, what);
     w->state = W_DYING;
+    if (!pool.shutting_down && w->pid > 0) {
+        metrics_replaced(w->replaced_for);
+        static const char *const reasons[METRICS_REPLACEMENTS] = {
+            "timeout", "crash", "memory", "max_requests", "protocol"};
+        log_field_t fields[] = {LOG_FIELD_INT("pid", w->pid),
+                                LOG_FIELD_STR("reason", reasons[w->replaced_for]),
+                                LOG_FIELD_INT("executions", w->executions)};
+        log_event(LOG_INFO, "worker_replaced", fields, sizeof(fields) / sizeof(fields[0]));
+    }
     worker_release(w);
     pool_maintain();
     /* After the replacement's spawn: the walk of /proc takes milliseconds. */
@@ -360,6 +374,7 @@ void pool_maintain(void)
 
 void pool_submit(job_t *job)
 {
+    job->submitted_ns = uv_hrtime();
     job_deadline_start(job, deadline_passed);
 
     /* A function that keeps killing its workers before they answer: its error now. */
@@ -394,6 +409,20 @@ void pool_job_detach(job_t *job)
         job_free(job);
         pool_maintain();
     }
+}
+
+void pool_stats(metrics_gauges_t *g)
+{
+    for (worker_t *w = pool.workers; w; w = w->next) {
+        if (w->state == W_DYING)
+            continue;
+        g->workers_total++;
+        g->workers_busy += w->state == W_BUSY;
+        g->workers_idle += w->state == W_IDLE;
+    }
+    g->in_flight = g->workers_busy;
+    g->queued = (long)waiting();
+    g->max_queue = pool.config->max_queue;
 }
 
 bool pool_ready(void)
@@ -451,6 +480,7 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
         .max_memory_mib = cfg->max_memory_mib,
         .max_body = cfg->max_body,
         .log_level = log_level_name(log_min_level),
+        .log_format = log_is_json() ? "json" : "text",
         .contract = contract_name(cfg->contract),
         .user = cfg->user,
         .preload = cfg->preload,

@@ -19,6 +19,7 @@
 
 #include "master/config.h"
 #include "master/job.h"
+#include "master/metrics.h"
 
 /* Starts the zygote; workers follow when it is ready. The environment given to the
  * zygote is `envp` (the key already removed). 0, or -1 with err. */
@@ -29,6 +30,10 @@ void pool_submit(job_t *job);
 
 /* The job's client left: its answer will be dropped. */
 void pool_job_detach(job_t *job);
+
+/* The pool's gauges for GET /__metrics: workers by state, executions running and
+ * waiting, --max-queue (added to what `g` holds). */
+void pool_stats(metrics_gauges_t *g);
 
 /* Can an execution start now or soon (a worker is ready)? And if not, why. */
 bool pool_ready(void);

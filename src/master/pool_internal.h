@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "master/config.h"
 #include "master/job.h"
+#include "master/metrics.h"
 #include "master/pool.h"
 #include "master/queue.h"
 #include "proto/gate.h"
@@ -174,6 +175,9 @@ struct worker {
     bool ready_early;        /* READY came before the zygote's SPAWNED (its pid) */
     bool expected_exit;      /* we killed or stopped it */
     const char *kill_reason; /* static; overrides the exit status in the answer */
+    metrics_replacement_t replaced_for; /* why its replacement is counted (default: crash) */
+    long executions;         /* RESULTs it sent */
+    long recycle_after;      /* --max-requests with its jitter; 0: never */
     worker_t *prev, *next;   /* pool.workers */
 };
 

@@ -32,6 +32,8 @@ char **zygote_args_argv(const zygote_args_t *a)
     snprintf(num, sizeof(num), "%zu", a->max_body);
     argv[n++] = option(ZYGOTE_OPT_MAX_BODY, num);
     argv[n++] = option(ZYGOTE_OPT_LOG_LEVEL, a->log_level);
+    if (a->log_format)
+        argv[n++] = option(ZYGOTE_OPT_LOG_FORMAT, a->log_format);
     argv[n++] = option(ZYGOTE_OPT_CONTRACT, a->contract);
     if (a->user)
         argv[n++] = option(ZYGOTE_OPT_USER, a->user);

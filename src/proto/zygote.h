@@ -33,6 +33,7 @@ enum spawn_fd {
 #define ZYGOTE_OPT_MAX_MEMORY "max-memory" /* MiB, 0: unlimited */
 #define ZYGOTE_OPT_MAX_BODY "max-body"     /* bytes */
 #define ZYGOTE_OPT_LOG_LEVEL "log-level"
+#define ZYGOTE_OPT_LOG_FORMAT "log-format" /* text or json */
 #define ZYGOTE_OPT_CONTRACT "contract" /* seed, v5 or v2 */
 #define ZYGOTE_OPT_USER "user"         /* the one workers run as */
 #define ZYGOTE_OPT_PRELOAD "preload"   /* a flag: import the entry point in the zygote */
@@ -44,6 +45,7 @@ typedef struct zygote_args {
     long max_memory_mib;
     size_t max_body;
     const char *log_level;
+    const char *log_format;
     const char *contract;
     const char *user; /* NULL: the master's */
     bool preload;

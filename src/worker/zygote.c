@@ -270,6 +270,10 @@ int zygote_main(const zygote_args_t *args)
     log_level_t level = LOG_INFO;
     (void)log_level_parse(zc.a.log_level, &level);
     log_init("zygote", level);
+    log_format_t format = LOG_FORMAT_TEXT;
+    if (zc.a.log_format)
+        (void)log_format_parse(zc.a.log_format, &format);
+    log_set_format(format); /* the workers it forks keep it */
     (void)prctl(PR_SET_NAME, "pyrt-zygote", 0, 0, 0);
 
     /* Die with the master; if it is already gone, do not start. */

@@ -55,7 +55,8 @@ ACCESS_RE = re.compile(
     r"status=(?P<status>\d+) ms=(?P<ms>[0-9.]+) worker=(?P<worker>\S+) "
     r"outcome=(?P<outcome>[a-z]+)\s*$"
 )
-BAD_LOG_MARKERS = ("[alert]", "AddressSanitizer", "LeakSanitizer", "runtime error:")
+BAD_LOG_MARKERS = ("[alert]", '"level":"alert"', "AddressSanitizer", "LeakSanitizer",
+                   "runtime error:")
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -491,6 +492,9 @@ def clean_env(key: Optional[str]) -> dict[str, str]:
                                                       "INTERNAL_RUNTIME_KEY")}
     if key is not None:
         env["INTERNAL_RUNTIME_KEY"] = key
+    # The suite reads text lines (LOG_RE); pyrt's default off a terminal is JSON. A test
+    # that wants JSON passes --log-format json (flags win).
+    env["PYRT_LOG_FORMAT"] = "text"
     return env
 
 

@@ -143,7 +143,7 @@ def test_access_line_for_error_and_rejected(server: Server) -> None:
     assert rid, "401 response without x-request-id"
     access = server.access_lines(rid)
     assert len(access) == 1, access
-    assert (access[0]["status"], access[0]["outcome"]) == ("401", "rejected")
+    assert (access[0]["status"], access[0]["outcome"]) == ("401", "unauthorized")
 
 
 def test_every_log_line_has_the_format(server: Server) -> None:

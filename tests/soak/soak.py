@@ -196,7 +196,7 @@ def main() -> int:
             rc = server.wait(5)
 
     alerts = [line for line in log_path.read_text(errors="replace").splitlines()
-              if "[alert]" in line]
+              if "[alert]" in line or '"level":"alert"' in line]
     print(f"soak: {args.seconds:.0f} s, {args.clients} clients, {args.workers} workers")
     print(f"soak: sent={totals.sent} answered={totals.answered} lost={totals.lost}")
     print("soak: by status: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.by_status.items())))

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -74,8 +75,37 @@ static void test_non_ascii_kept(void **state)
 {
     (void)state;
     CHECK("caf\xc3\xa9 \x7f", "\"caf\xc3\xa9 \x7f\"");
-    check("\xff\xfe", 2, "\"\xff\xfe\""); /* invalid UTF-8 kept byte for byte */
+    CHECK("\xe2\x82\xac \xf0\x9f\x91\x8b", "\"\xe2\x82\xac \xf0\x9f\x91\x8b\""); /* 3 and 4 bytes */
     CHECK("a/b", "\"a/b\"");             /* slash needs no escape */
+}
+
+/* Each byte of an invalid sequence is U+FFFD, so that any JSON parser takes the text. */
+static void test_invalid_utf8_replaced(void **state)
+{
+    (void)state;
+    check("\xff\xfe", 2, "\"\\ufffd\\ufffd\"");
+    CHECK("a\xc0\xaf" "b", "\"a\\ufffd\\ufffdb\"");      /* overlong "/" */
+    CHECK("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");   /* overlong, 3 bytes */
+    CHECK("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");   /* a surrogate */
+    CHECK("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* past U+10FFFF */
+    check("\xe2\x82", 2, "\"\\ufffd\\ufffd\"");             /* cut short */
+    CHECK("\xc3\xa9\x80", "\"\xc3\xa9\\ufffd\"");          /* a stray continuation */
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    size_t n = 6 * ((64 * 1024 + 5) / 6); /* just over 64 KiB, whole groups of 6 */
+    char *in = malloc(n);
+    assert_non_null(in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (char)("ab\"\x01\xc3\xa9"[i % 6]);
+    buf_t b = BUF_INIT;
+    json_append_string(&b, in, n);
+    /* every 6 bytes: a b \" \u0001 then the 2-byte e-acute kept */
+    assert_int_equal(b.len, 2 + (n / 6) * (1 + 1 + 2 + 6 + 2));
+    buf_free(&b);
+    free(in);
 }
 
 static void test_every_control_char(void **state)
@@ -152,6 +182,8 @@ int main(void)
         cmocka_unit_test(test_nul_byte_escaped),
         cmocka_unit_test(test_len_limits_input),
         cmocka_unit_test(test_non_ascii_kept),
+        cmocka_unit_test(test_invalid_utf8_replaced),
+        cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_every_control_char),
         cmocka_unit_test(test_appends_to_existing),
         cmocka_unit_test(test_error_body_exact),
