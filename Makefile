@@ -19,6 +19,7 @@ V ?=
 BUILD_PKGS = gcc make pkg-config libuv1-dev libhttp-parser-dev libyajl-dev libarchive-dev \
              python3-dev python3-venv
 TEST_PKGS = python3-pytest libcmocka-dev procps curl tar python3-setuptools python3-wheel wrk iproute2 prometheus \
+            haproxy \
             mypy
 
 # Evaluated once, on first use, so that a missing python3-dev before `make deps` is not

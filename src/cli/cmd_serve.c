@@ -15,6 +15,7 @@
 #include "cli/serve_setup.h"
 #include "cli/opts.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "common/sysinfo.h"
 #include "master/config.h"
 #include "master/master.h"
@@ -47,6 +48,19 @@ static int check_user(const char *user, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* OPEN_RUNTIMES_CPUS (the executor's share, rounded up) when set, else the CPUs this
+ * process may use (affinity, cgroup quota). */
+static long default_workers(void)
+{
+    const char *cpus = getenv("OPEN_RUNTIMES_CPUS");
+    double n;
+    if (cpus && *cpus && num_parse_double(cpus, &n) == 0 && n > 0 && n <= 1024) {
+        long w = (long)n;
+        return w < n ? w + 1 : w;
+    }
+    return sys_usable_cpus();
 }
 
 int serve_config_finish(serve_config_t *cfg, const char *contract, const char *entrypoint,
@@ -83,7 +97,7 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
     if (cfg->entrypoint && !is_file(code_dir, cfg->entrypoint))
         log_msg(LOG_WARN, "entry point %s/%s does not exist (yet)", code_dir, cfg->entrypoint);
     if (cfg->workers <= 0)
-        cfg->workers = sys_usable_cpus();
+        cfg->workers = default_workers();
     if (cfg->default_timeout <= 0)
         cfg->default_timeout = cfg->contract == CONTRACT_V2 ? cfg->max_timeout
                                                             : SERVE_DEFAULT_TIMEOUT;
@@ -158,6 +172,12 @@ int cmd_serve(int argc, char **argv)
          "text or json: one JSON object per line (default: text on a terminal, else json)"},
         {"no-metrics", 0, OPT_FLAG, &cfg.no_metrics, "PYRT_NO_METRICS", 0, 0, NULL,
          "no GET /__metrics (Prometheus text format; on by default)"},
+        {"drain-delay", 0, OPT_DOUBLE, &cfg.drain_delay, "PYRT_DRAIN_DELAY", 0, 1e6, "S",
+         "on SIGTERM: /__ready 503 at once, keep serving S seconds, then close (default 0)"},
+        {"shutdown-timeout", 0, OPT_DOUBLE, &cfg.shutdown_timeout, "PYRT_SHUTDOWN_TIMEOUT", 0,
+         1e6, "S",
+         "after the listener closes, stop what still runs after S (default 0: each "
+         "execution's own deadline)"},
         {"max-requests", 0, OPT_LONG, &cfg.max_requests, "PYRT_MAX_REQUESTS", 0, 1e9, "N",
          "replace each worker after N executions, plus up to 10% at random (default 0: "
          "never)"},

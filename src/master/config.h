@@ -30,6 +30,8 @@ typedef struct serve_config {
     bool no_metrics;            /* --no-metrics: no GET /__metrics */
     long max_requests;          /* --max-requests: replace a worker after about this many
                                    executions (0: never) */
+    double drain_delay;         /* SIGTERM: seconds of not-ready serving before closing */
+    double shutdown_timeout;    /* then: seconds for what runs (0: each its own deadline) */
     const char *logs_dir;       /* v5: where {id}_logs.log and {id}_errors.log go */
     const char *telemetry_file; /* v5: what GET /__opr/timings answers */
 } serve_config_t;

@@ -35,7 +35,7 @@ enum conn_state {
     CONN_LINGER,    /* answered with close: draining input until EOF or LINGER_MS */
 };
 
-enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_TIMINGS, REQ_METRICS, REQ_NOT_ALLOWED };
+enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_READY, REQ_TIMINGS, REQ_METRICS, REQ_NOT_ALLOWED };
 enum pause_reason { PAUSE_NONE, PAUSE_HEADERS, PAUSE_MESSAGE };
 
 typedef struct request {
@@ -110,6 +110,7 @@ static http_parser_settings settings;
 static conn_t *connections;
 static size_t connection_count;
 static bool draining;
+static bool stopping_soon; /* SIGTERM came: not ready, answers close their connection */
 static uv_stream_t *listener;
 static bool accept_pending;
 static char read_chunk[READ_CHUNK];
@@ -335,8 +336,13 @@ static int on_headers_complete(http_parser *p)
     if (r->in_value)
         header_done(r);
     bool get = p->method == HTTP_GET || p->method == HTTP_HEAD;
+    /* The orchestrators' paths, in every contract: readiness, and OpenFaaS' names. */
     if (get && !config->no_metrics && url_path_is(&r->url, "/__metrics"))
-        r->kind = REQ_METRICS; /* in every contract */
+        r->kind = REQ_METRICS;
+    else if (get && (url_path_is(&r->url, "/__ready") || url_path_is(&r->url, "/_/ready")))
+        r->kind = REQ_READY;
+    else if (get && url_path_is(&r->url, "/_/health"))
+        r->kind = REQ_HEALTH;
     else if (config->contract == CONTRACT_V5) {
         /* Every method on every path runs the function, but for two paths. */
         if (url_path_is(&r->url, "/__opr/health"))
@@ -546,7 +552,7 @@ static void conn_respond(conn_t *c, int status, const char *headers, size_t head
 {
     if (c->closing)
         return;
-    bool keep = !close && !draining && http_should_keep_alive(&c->parser);
+    bool keep = !close && !draining && !stopping_soon && http_should_keep_alive(&c->parser);
     bool no_length = status == 204 || status == 304;
     /* HEAD: the length the body would have, but no body (it would be read as the
      * start of the next answer). */
@@ -825,6 +831,31 @@ static void answer_timings(conn_t *c)
     buf_free(&text);
 }
 
+/* GET /__ready: 200 when an execution sent now would be taken (a worker ready, and idle
+ * or with room in the queue) and pyrt is not about to stop; else 503 with the reason:
+ * no worker (starting, a restart storm), saturated (every worker busy and the queue
+ * full), draining. Liveness (/__health) stays 200 through all of it. */
+static void answer_ready(conn_t *c)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    const char *why = stopping_soon ? "draining: pyrt is stopping"
+                      : !pool_ready() ? pool_not_ready_reason()
+                      : !pool_can_take_work() ? "every worker is busy and the queue is full"
+                                              : NULL;
+    if (why == NULL) {
+        static const char ok[] = "{\"status\": \"ready\"}";
+        conn_respond(c, 200, json_type, sizeof(json_type) - 1, ok, sizeof(ok) - 1, false, "health",
+                     0);
+        return;
+    }
+    buf_t body = BUF_INIT;
+    buf_append_str(&body, "{\"status\": \"unavailable\", \"message\": ");
+    json_append_string(&body, why, strlen(why));
+    buf_append_str(&body, ", \"code\": 503}");
+    conn_respond(c, 503, json_type, sizeof(json_type) - 1, body.data, body.len, false, "health", 0);
+    buf_free(&body);
+}
+
 /* GET /__metrics: the exposition, gauges read now. No key: it holds nothing a client
  * sent, only counts (no label carries a path or an id). */
 static void answer_metrics(conn_t *c)
@@ -869,6 +900,10 @@ static void after_message(conn_t *c)
 
     if (r->kind == REQ_HEALTH) {
         answer_health(c);
+        return;
+    }
+    if (r->kind == REQ_READY) {
+        answer_ready(c);
         return;
     }
     if (r->kind == REQ_TIMINGS) {
@@ -1204,6 +1239,11 @@ void http_on_connection(uv_stream_t *server, int status)
 void http_close(void)
 {
     uv_close((uv_handle_t *)&resume_idle, NULL);
+}
+
+void http_stopping_soon(void)
+{
+    stopping_soon = true;
 }
 
 void http_drain(void)

@@ -27,6 +27,11 @@ void http_init(uv_loop_t *loop, const serve_config_t *cfg);
 /* The listening socket's connection callback. */
 void http_on_connection(uv_stream_t *server, int status);
 
+/* SIGTERM with --drain-delay: /__ready answers 503 and answers close their connection
+ * (clients reconnect, a load balancer elsewhere), while connections are still accepted
+ * and served. */
+void http_stopping_soon(void);
+
 /* Shutdown: answers from now on close their connection; idle and half-read
  * connections are closed now. */
 void http_drain(void);

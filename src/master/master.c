@@ -33,7 +33,10 @@ static uv_tcp_t listener;
 static uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
 static uv_check_t log_flusher;
 static uv_timer_t log_timer;
+static uv_timer_t drain_timer;    /* --drain-delay: from SIGTERM to closing the listener */
+static uv_timer_t shutdown_timer; /* --shutdown-timeout: from closing it to stopping */
 static bool stopping;
+static int stop_signal;
 
 
 /* File descriptors bound the connections: raise the soft limit to the hard one and keep
@@ -86,11 +89,35 @@ static void on_pool_stopped(void)
     http_close();
     uv_close((uv_handle_t *)&log_flusher, NULL);
     uv_close((uv_handle_t *)&log_timer, NULL);
+    uv_close((uv_handle_t *)&drain_timer, NULL);
+    uv_close((uv_handle_t *)&shutdown_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
     uv_close((uv_handle_t *)&sig_chld, NULL);
     log_msg(LOG_INFO, "stopped");
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    (void)t;
+    log_msg(LOG_WARN, "--shutdown-timeout passed: stopping what still runs");
+    pool_stop_now("pyrt is stopping: --shutdown-timeout passed");
+}
+
+/* The listener closes; what is in flight and queued is finished (each within its own
+ * deadline, or --shutdown-timeout), then pyrt exits. */
+static void begin_stop(uv_timer_t *t)
+{
+    (void)t;
+    log_msg(LOG_INFO, "%s: not accepting connections; finishing executions",
+            strsignal(stop_signal));
+    uv_close((uv_handle_t *)&listener, NULL);
+    http_drain();
+    if (config->shutdown_timeout > 0)
+        (void)uv_timer_start(&shutdown_timer, on_shutdown_timeout,
+                             (uint64_t)(config->shutdown_timeout * 1000.0 + 0.5), 0);
+    pool_shutdown(on_pool_stopped);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -101,11 +128,18 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         return;
     }
     stopping = true;
-    log_msg(LOG_INFO, "%s: not accepting connections; finishing executions",
-            strsignal(signum));
-    uv_close((uv_handle_t *)&listener, NULL);
-    http_drain();
-    pool_shutdown(on_pool_stopped);
+    stop_signal = signum;
+    if (config->drain_delay > 0) {
+        /* Load balancers without a preStop hook: /__ready says 503 now, and pyrt goes on
+         * serving what still comes until they have noticed. */
+        log_msg(LOG_INFO, "%s: not ready; serving for %g s more (--drain-delay)",
+                strsignal(signum), config->drain_delay);
+        http_stopping_soon();
+        (void)uv_timer_start(&drain_timer, begin_stop,
+                             (uint64_t)(config->drain_delay * 1000.0 + 0.5), 0);
+        return;
+    }
+    begin_stop(NULL);
 }
 
 /* The first worker is ready (or the zygote failed twice): a lifecycle record, and, in
@@ -192,6 +226,7 @@ static int listen_on(serve_config_t *cfg, char *err, size_t errlen)
 
 int master_run(serve_config_t *cfg, char *err, size_t errlen)
 {
+    config = cfg; /* first: the signal handlers read it */
     if (secret_take(cfg->contract, err, errlen) < 0)
         return -1;
     if (cfg->contract == CONTRACT_V5) {
@@ -238,7 +273,6 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
         }
     }
 
-    config = cfg;
     metrics_init(cfg->max_timeout, PYRT_VERSION, PYRT_PYTHON_VERSION,
                  contract_name(cfg->contract));
     pool_on_ready(on_ready);
@@ -251,6 +285,8 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     uv_unref((uv_handle_t *)&log_flusher);
     (void)uv_timer_init(loop, &log_timer);
     uv_unref((uv_handle_t *)&log_timer);
+    (void)uv_timer_init(loop, &drain_timer); /* 0 on Unix, as the two above */
+    (void)uv_timer_init(loop, &shutdown_timer);
     log_set_batching(1);
     log_start(cfg);
 

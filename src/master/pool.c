@@ -456,6 +456,30 @@ void pool_set_output(pool_output_fn sink)
     pool.output_sink = sink;
 }
 
+void pool_stop_now(const char *why)
+{
+    job_t *job;
+    while ((job = queue_pop(&pool.queue)) != NULL)
+        finish_job_error(job, 503, why, "busy", 0);
+    for (worker_t *w = pool.workers; w; w = w->next)
+        if (w->state == W_BUSY)
+            worker_kill(w, why); /* its answer: 500 naming why, when it has exited */
+    job_t *requeued; /* prefetched jobs the kills gave back */
+    while ((requeued = queue_pop(&pool.queue)) != NULL)
+        finish_job_error(requeued, 503, why, "busy", 0);
+    pool_maintain();
+}
+
+bool pool_can_take_work(void)
+{
+    if (pool.shutting_down)
+        return false;
+    for (worker_t *w = pool.workers; w; w = w->next)
+        if (w->state == W_IDLE)
+            return true;
+    return waiting() < (size_t)pool.config->max_queue; /* it would wait, not get 503 */
+}
+
 void pool_shutdown(void (*done)(void))
 {
     pool.shutting_down = true;

@@ -35,6 +35,14 @@ void pool_job_detach(job_t *job);
  * waiting, --max-queue (added to what `g` holds). */
 void pool_stats(metrics_gauges_t *g);
 
+/* Readiness: would an execution sent now be taken -- a worker idle, or room in the queue
+ * (not a 503 Server busy) -- and is the pool not shutting down? */
+bool pool_can_take_work(void);
+
+/* --shutdown-timeout passed: what waits is answered 503, what runs is stopped (its
+ * worker killed; the answer names `why`). */
+void pool_stop_now(const char *why);
+
 /* Can an execution start now or soon (a worker is ready)? And if not, why. */
 bool pool_ready(void);
 const char *pool_not_ready_reason(void);

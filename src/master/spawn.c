@@ -276,8 +276,11 @@ static void start_failed(const char *what)
 }
 
 /* In the child: only async-signal-safe calls until exec. The zygote gets a clean
- * signal state and its control socket as ZYGOTE_CONTROL_FD; every other fd is
- * close-on-exec. */
+ * signal state, its control socket as ZYGOTE_CONTROL_FD (every other fd is
+ * close-on-exec), and a process group of its own, which its workers share: a signal to
+ * the master's group (Ctrl-C on a terminal, `timeout`, a supervisor's kill of the group)
+ * reaches the master alone, which then finishes what runs and stops them itself. They
+ * die with the master all the same (PDEATHSIG). */
 static void exec_zygote(int control) __attribute__((noreturn));
 static void exec_zygote(int control)
 {
@@ -288,6 +291,7 @@ static void exec_zygote(int control)
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    (void)setpgid(0, 0); /* fails only if already a group leader: it is not */
     if (control == ZYGOTE_CONTROL_FD)
         (void)fcntl(ZYGOTE_CONTROL_FD, F_SETFD, 0);
     else if (dup2(control, ZYGOTE_CONTROL_FD) < 0)
