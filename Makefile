@@ -3,9 +3,14 @@
 #   make            build build/pyrt
 #   make run        install what is missing, build, serve examples/hello on :3000
 #   make test       install what tests need, build, run the unit and end-to-end tests
+#   make unit       the C unit tests (cmocka), each binary under a timeout
+#   make e2e        the end-to-end tests (pytest) against $(BUILD)/pyrt
 #   make test-asan  the end-to-end tests against an ASan/UBSan build
+#   make noopt      build/noopt/pyrt: the same build at -O0, in a folder of its own
 #   make soak       mixed good/timeout/crash/bad traffic for SOAK_SECONDS (180)
 #   make install    install build/pyrt into $(PREFIX)/bin
+#   make clean      remove build/
+#   make help       this list, and the targets of mk/*.mk
 #
 # PYTHON is the interpreter pyrt embeds and builds runtime-envs with (Debian's, not a
 # pyenv one that may come first on PATH). SANITIZER=address builds with ASan+UBSan.
@@ -73,7 +78,7 @@ EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
               python/function_types/function_types/__init__.py
 
 UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline \
-             test_gate test_result test_lines test_backoff test_metrics
+             test_gate test_result test_lines test_backoff test_metrics test_tar
 UNIT_TIMEOUT ?= 60
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
@@ -107,6 +112,7 @@ $(BUILD)/tests/test_gate: tests/unit/test_gate.c
 $(BUILD)/tests/test_result: tests/unit/test_result.c $(BUILD)/obj/master/result.o $(BUILD)/obj/proto/proto.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_lines: tests/unit/test_lines.c $(BUILD)/obj/master/lines.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_backoff: tests/unit/test_backoff.c $(BUILD)/obj/master/backoff.o
+$(BUILD)/tests/test_tar: tests/unit/test_tar.c $(BUILD)/obj/tar/pack.o $(BUILD)/obj/tar/extract.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/master/metrics.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)
@@ -159,10 +165,19 @@ install: $(BUILD)/pyrt
 
 # Suites that live in their own files: the benchmark (bench, bench-smoke) and the
 # container image test (test-container).
--include mk/bench.mk mk/container.mk
+-include mk/*.mk
 
+# -O0 in a folder of its own: the flags are not among the objects' prerequisites, so in
+# build/ an -O0 build would mix with the -O2 objects already there (or do nothing).
 noopt:
-	$(MAKE) OPT=-O0
+	@$(MAKE) --no-print-directory OPT=-O0 BUILD=build/noopt all
+
+# The "#   make TARGET  what it does" lines at the top of this file and of each mk/*.mk
+# (and their "# make TARGET: ..." first lines): the list is written once, by the targets.
+help:
+	@for f in $(filter Makefile mk/%.mk,$(MAKEFILE_LIST)); do \
+	  sed -n '/^#/!q; s/^#   \(make .*\)/\1/p; s/^#   \(   .*\)/\1/p; s/^# \(make [a-z-]*\): /\1: /p' $$f; \
+	done
 
 clean:
 	rm -rf build

@@ -10,7 +10,13 @@ The master has already checked the secret, the framing and (seed, v2) that the b
 a JSON object with a valid ``timeout``; everything about the function itself is decided
 here. Under v5, what must not reach the public (tracebacks, reasons) goes to the
 execution's errors file through ``_pyrt_worker.log`` and the body stays empty.
+
+Each contract's execution reads as its steps: the request, the function (located,
+imported, its ``main``), the call, the answer. Every step that can fail raises one of
+the exceptions below, and the execution turns it into that contract's error answer.
 """
+
+from __future__ import annotations
 
 # importlib.util and traceback are not imported: start-up counts (cold start to the
 # first answer), and importlib.util pulls in contextlib and more. What it would give is
@@ -29,6 +35,19 @@ import sys
 import _pyrt_worker
 import function_types
 
+# typing is for the type checker only (mypy --strict, see mypy.ini): importing it
+# would cost every cold start, and with postponed annotations nothing below evaluates
+# these names at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    from types import CodeType, ModuleType
+    from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+    # What an execution returns to the C worker: (status, headers, body, flags).
+    Answer = Tuple[int, List[Tuple[str, str]], bytes, int]
+    Main = Callable[..., Any]
+
 _Request = function_types.Request
 _Response = function_types.Response
 _Result = function_types.Result
@@ -43,20 +62,37 @@ _NO_MAIN = "function not found, Did you forget to name it `main`?"
 _NO_RESPONSE = "main returned no response; return res.send(...) or res.json(...)"
 
 _code_root = "/"
-_default_file = None
-_modules = {}  # resolved path -> (module, mtime_ns, size)
-_site_dirs = set()
-_targets = {}  # (path, file) -> (resolved path inside the code dir, its folder)
-_loop = None
-_cwd = None
+_default_file: Optional[str] = None
+_modules: Dict[str, Tuple[ModuleType, int, int]] = {}  # path -> (module, mtime_ns, size)
+_site_dirs: set[str] = set()
+# (path, file) -> (resolved path inside the code dir, its folder)
+_targets: Dict[Tuple[str, str], Tuple[str, str]] = {}
+_loop: Optional[asyncio.AbstractEventLoop] = None
+_cwd: Optional[str] = None
 _wrote = False  # did this execution write to sys.stdout / sys.stderr?
 _OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
 _RECYCLE_FLAG = 0x1  # PROTO_RESULT_RECYCLE: replace this worker after the answer
 _hit_memory_limit = False
 _contract = "seed"
-_forced_headers = {}  # v5: OPEN_RUNTIMES_HEADERS, lower-case names, str values
-_capture = None  # v2: [stdout parts, stderr parts] of the running execution
-_arity = {}  # main -> 1 (main(context)) or 2 (main(req, res))
+_forced_headers: Dict[str, str] = {}  # v5: OPEN_RUNTIMES_HEADERS, lower-case names
+_capture: Optional[List[List[str]]] = None  # v2: [stdout parts, stderr parts] of a run
+_arity: Dict[Main, int] = {}  # main -> 1 (main(context)) or 2 (main(req, res))
+
+
+class _BadRequest(Exception):
+    """The request itself is wrong (a 400): the message says how."""
+
+
+class _NotRunnable(Exception):
+    """The function cannot run: its file is outside the code directory, missing or not a
+    file, or importing it failed, or it has no `main`. The message says which."""
+
+
+class _BadResponse(Exception):
+    """What main returned cannot be sent (a 500): the message says why."""
+
+
+# ------------------------------------------------------------ the worker's set-up
 
 
 class _TrackedStream(io.TextIOWrapper):
@@ -64,7 +100,7 @@ class _TrackedStream(io.TextIOWrapper):
     master), noting that something was written, so the master knows to read them
     before the answer leaves (their lines then carry this execution's id)."""
 
-    def write(self, s):
+    def write(self, s: str) -> int:
         global _wrote
         _wrote = True
         if _capture is not None:  # v2: the answer's envelope carries it too
@@ -72,7 +108,7 @@ class _TrackedStream(io.TextIOWrapper):
         return super().write(s)
 
 
-def _install_streams():
+def _install_streams() -> None:
     for name, fd in (("stdout", 1), ("stderr", 2)):
         raw = io.FileIO(fd, "w", closefd=False)
         # Each line goes to the pipe as it is printed: output written before a hang,
@@ -86,7 +122,7 @@ def _install_streams():
         setattr(sys, name, stream)
 
 
-def configure(code_root, default_file, contract="seed"):
+def configure(code_root: str, default_file: Optional[str], contract: str = "seed") -> None:
     """Called once in the zygote: the served folder, its default entry file and the
     contract (seed, v5 or v2)."""
     global _code_root, _default_file, _cwd, _contract, _forced_headers
@@ -105,7 +141,7 @@ def configure(code_root, default_file, contract="seed"):
     _install_streams()
 
 
-def preload():
+def preload() -> None:
     """--preload: import the default entry point now, in the zygote."""
     if _default_file is None:
         return
@@ -113,7 +149,7 @@ def preload():
     _load(path, os.stat(path))
 
 
-def after_fork():
+def after_fork() -> None:
     """In each new worker: a writable HOME and TMPDIR for this user."""
     home = os.environ.get("HOME")
     if not home or not _writable_dir(home):
@@ -123,11 +159,11 @@ def after_fork():
         os.environ["TMPDIR"] = "/tmp" if _writable_dir("/tmp") else _private_dir("tmp")
 
 
-def _writable_dir(path):
+def _writable_dir(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def _private_dir(name):
+def _private_dir(name: str) -> str:
     """/tmp/pyrt-UID/NAME, refusing a base that someone else created."""
     base = f"/tmp/pyrt-{os.getuid()}"
     try:
@@ -144,7 +180,7 @@ def _private_dir(name):
     return path
 
 
-def _add_function_dir(folder):
+def _add_function_dir(folder: str) -> None:
     """The function's folder and its runtime-env's site-packages go on sys.path."""
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -160,31 +196,37 @@ def _add_function_dir(folder):
         site.addsitedir(site_packages)
 
 
-def _error(code, message):
-    body = json.dumps({"message": message, "code": code}).encode()
-    return code, [("Content-Type", _JSON)], body, 0
+# ------------------------------------------------------------ the function: located, imported
 
 
-def _user_traceback(exc):
-    """The traceback from the user's code down, without pyrt's own frames."""
-    global _hit_memory_limit
-    if isinstance(exc, MemoryError):
-        _hit_memory_limit = True  # a worker that hit --max-memory is replaced
-    tb = exc.__traceback__
-    # pyrt's frames, and asyncio's when it ran an async main, come first
-    asyncio = sys.modules.get("asyncio")
-    asyncio_dir = os.path.dirname(asyncio.__file__) + os.sep if asyncio else None
-    while tb is not None and (
-        tb.tb_frame.f_code.co_filename == __file__
-        or (asyncio_dir and tb.tb_frame.f_code.co_filename.startswith(asyncio_dir))
-    ):
-        tb = tb.tb_next
-    import traceback
+def _locate(path: str, file: str) -> Tuple[str, str, os.stat_result]:
+    """The file to run: (its resolved path, its folder, its stat) -- one stat per
+    execution. Resolving costs a stat per path component: a pair once found inside the
+    code directory is remembered (a symlink changed later is not seen until a
+    restart)."""
+    known = _targets.get((path, file))
+    if known is not None:
+        target, folder = known
+    else:
+        target = os.path.realpath(os.path.join(_code_root, path, file))
+        if target != _code_root and not target.startswith(_code_root + os.sep):
+            raise _NotRunnable(
+                f"file {file!r} in {path!r} resolves outside the code directory {_code_root}"
+            )
+        if len(_targets) >= 1024:
+            _targets.clear()
+        folder = os.path.dirname(target)
+        _targets[(path, file)] = (target, folder)
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise _NotRunnable(f"file {file!r} not found in {path!r}") from None
+    if not _stat.S_ISREG(st.st_mode):
+        raise _NotRunnable(f"file {file!r} in {path!r} is not a regular file")
+    return target, folder, st
 
-    return "".join(traceback.format_exception(type(exc), exc, tb))
 
-
-def _code_for(path):
+def _code_for(path: str) -> CodeType:
     """The module's code: from its hash-based .pyc when that matches the source (what
     `pyrt build` writes), else compiled from the source, never written anywhere."""
     with open(path, "rb") as f:
@@ -198,13 +240,15 @@ def _code_for(path):
             and flags & 0b1
             and data[8:16] == _imp.source_hash(_bootstrap_external._RAW_MAGIC_NUMBER, source)
         ):
-            return marshal.loads(memoryview(data)[16:])
+            code: CodeType = marshal.loads(memoryview(data)[16:])
+            return code
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    return compile(source, path, "exec", dont_inherit=True)
+    compiled: CodeType = compile(source, path, "exec", dont_inherit=True)
+    return compiled
 
 
-def _load(path, st):
+def _load(path: str, st: os.stat_result) -> ModuleType:
     """The module at path, imported once and cached until its mtime or size changes."""
     cached = _modules.get(path)
     if cached is not None and cached[1] == st.st_mtime_ns and cached[2] == st.st_size:
@@ -213,7 +257,9 @@ def _load(path, st):
     _add_function_dir(folder)
     name = os.path.splitext(os.path.basename(path))[0]
     spec = _bootstrap_external.spec_from_file_location(name, path)
-    module = _bootstrap.module_from_spec(spec)
+    # No spec (a suffix no loader takes, such as .txt) fails inside module_from_spec
+    # with an AttributeError, reported like any other import error.
+    module = _bootstrap.module_from_spec(spec)  # type: ignore[arg-type]
     # Registered under its own name (dataclasses and pickle look there) unless that
     # name belongs to another module, such as a standard one.
     previous = sys.modules.get(name)
@@ -231,7 +277,42 @@ def _load(path, st):
     return module
 
 
-def _run_awaitable(awaitable):
+def _find_main(path: str, file: str) -> Main:
+    """The seed's and v2's way to the function: locate, import, `main`, then its folder
+    as the working directory. Raises _NotRunnable with the message for a 500 (v5 words
+    its own: see _load_v5_main)."""
+    target, folder, st = _locate(path, file)
+    try:
+        module = _load(target, st)
+    except BaseException as e:
+        raise _NotRunnable(_user_traceback(e)) from None
+    main: object = getattr(module, "main", None)
+    if not callable(main):
+        raise _NotRunnable(_NO_MAIN)
+    _enter(folder)
+    return main
+
+
+def _enter(folder: str) -> None:
+    """The function's folder is the working directory while it runs."""
+    global _cwd
+    if _cwd != folder:
+        os.chdir(folder)
+        _cwd = folder
+
+
+# ------------------------------------------------------------ the call
+
+
+def _call(main: Main, *args: object) -> Any:
+    """What main returned; awaited first when it is a coroutine (async def main)."""
+    value = main(*args)
+    if hasattr(value, "__await__"):
+        value = _run_awaitable(value)
+    return value
+
+
+def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     """One event loop per worker, alive across executions; asyncio is imported only
     when a function needs it."""
     global _loop
@@ -243,6 +324,78 @@ def _run_awaitable(awaitable):
     return _loop.run_until_complete(awaitable)
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's code down, without pyrt's own frames."""
+    global _hit_memory_limit
+    if isinstance(exc, MemoryError):
+        _hit_memory_limit = True  # a worker that hit --max-memory is replaced
+    tb = exc.__traceback__
+    # pyrt's frames, and asyncio's when it ran an async main, come first
+    asyncio = sys.modules.get("asyncio")
+    asyncio_dir = (
+        os.path.dirname(asyncio.__file__) + os.sep if asyncio and asyncio.__file__ else None
+    )
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__
+        or (asyncio_dir and tb.tb_frame.f_code.co_filename.startswith(asyncio_dir))
+    ):
+        tb = tb.tb_next
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+# ------------------------------------------------------------ one execution, any contract
+
+
+def execute(request_id: str, body: bytes) -> Answer:
+    """One execution (seed, v2). Never raises: every failure is an answer."""
+    global _wrote, _hit_memory_limit
+    _wrote = False
+    _hit_memory_limit = False
+    try:
+        if _contract == "v2":
+            status, headers, out, flags = _execute_v2(body)
+        else:
+            status, headers, out, flags = _execute(body)
+    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
+        status, headers, out, flags = _error(500, "pyrt internal error: " + _user_traceback(e))
+    return _finish(status, headers, out, flags)
+
+
+def execute_http(
+    request_id: str,
+    method: bytes,
+    target: bytes,
+    headers: Sequence[Tuple[bytes, bytes]],
+    body: bytes,
+) -> Answer:
+    """One v5 execution. Never raises: every failure is an answer."""
+    global _wrote, _hit_memory_limit
+    _wrote = False
+    _hit_memory_limit = False
+    try:
+        status, out_headers, out, flags = _execute_v5(method, target, headers, body)
+    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
+        status, out_headers, out, flags = _v5_error(
+            500, "pyrt internal error: " + _user_traceback(e)
+        )
+    return _finish(status, out_headers, out, flags)
+
+
+def _finish(status: int, headers: List[Tuple[str, str]], out: bytes, flags: int) -> Answer:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    if _wrote:
+        flags |= _OUTPUT_FLAG
+    if _hit_memory_limit:
+        flags |= _RECYCLE_FLAG
+    return status, headers, out, flags
+
+
 # What the master accepts in a header name (RFC 9110 token): checked here too, so that
 # a bad name is a 500 that names it, not a worker the master must replace.
 _TOKEN_CHARS = frozenset(
@@ -250,7 +403,103 @@ _TOKEN_CHARS = frozenset(
 )
 
 
-def _headers_for(result_headers, content_type):
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _to_json(obj: object) -> bytes:
+    try:
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise _BadResponse(f"response is not JSON serializable: {e}") from None
+
+
+def _field(data: Dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """data[name] when it is a `kind` (dict or str), default when absent or null."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise _BadRequest(f"{name} must be {'an object' if kind is dict else 'a string'}")
+    return value
+
+
+# ------------------------------------------------------------ the seed's contract
+
+
+def _error(code: int, message: str) -> Answer:
+    body = json.dumps({"message": message, "code": code}).encode()
+    return code, [("Content-Type", _JSON)], body, 0
+
+
+def _execute(body: bytes) -> Answer:
+    """One seed execution: the request, its function, the call, the answer."""
+    try:
+        path, file, req = _seed_request(body)
+    except _BadRequest as e:
+        return _error(400, str(e))
+    if not path or not file:
+        return _error(500, "no path or file specified")
+    try:
+        main = _find_main(path, file)
+    except _NotRunnable as e:
+        return _error(500, str(e))
+    res = _Response()
+    try:
+        value = _call(main, req, res)
+    except BaseException as e:
+        return _error(500, _user_traceback(e))
+    try:
+        return _render(value, res)
+    except _BadResponse as e:
+        return _error(500, str(e))
+
+
+def _seed_request(body: bytes) -> Tuple[Optional[str], Optional[str], function_types.Request]:
+    """(path, file, req) from the JSON body; _BadRequest says what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise _BadRequest("request body is nested too deeply") from None
+    except ValueError as e:
+        raise _BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _BadRequest("request body must be a JSON object")
+    path = _field(data, "path", str, _code_root)
+    file = _field(data, "file", str, _default_file)
+    env = _field(data, "env", dict, {})
+    headers = _field(data, "headers", dict, {})
+    payload = data["payload"] if "payload" in data else {}
+    return path, file, _Request(payload, env, headers)
+
+
+def _render(value: object, res: function_types.Response) -> Answer:
+    if value is None:
+        value = res.last
+        if value is None:
+            raise _BadResponse(_NO_RESPONSE)
+    if isinstance(value, _Result):
+        if value.is_json:
+            body = _to_json(value.body)
+        elif isinstance(value.body, str):
+            body = value.body.encode("utf-8")
+        else:
+            body = bytes(value.body)
+        return value.status, _headers_for(value.headers, value.content_type), body, 0
+    if isinstance(value, (dict, list)):
+        return 200, [("Content-Type", _JSON)], _to_json(value), 0
+    if isinstance(value, str):
+        return 200, [("Content-Type", _TEXT)], value.encode("utf-8"), 0
+    if isinstance(value, (bytes, bytearray)):
+        return 200, [("Content-Type", _BYTES)], bytes(value), 0
+    raise _BadResponse(
+        f"main returned {_article(type(value).__name__)} {type(value).__name__}, "
+        "which pyrt cannot send; "
+        "return res.send(...), res.json(...), a dict, a list, a str or bytes"
+    )
+
+
+def _headers_for(result_headers: Mapping[Any, Any], content_type: str) -> List[Tuple[str, str]]:
     headers = [("Content-Type", content_type)]
     for name, value in result_headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
@@ -278,196 +527,6 @@ def _headers_for(result_headers, content_type):
     return headers
 
 
-def _article(word):
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-class _BadResponse(Exception):
-    pass
-
-
-def _to_json(obj):
-    try:
-        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as e:
-        raise _BadResponse(f"response is not JSON serializable: {e}") from None
-
-
-def _render(value, res):
-    if value is None:
-        value = res.last
-        if value is None:
-            raise _BadResponse(_NO_RESPONSE)
-    if isinstance(value, _Result):
-        if value.is_json:
-            body = _to_json(value.body)
-        elif isinstance(value.body, str):
-            body = value.body.encode("utf-8")
-        else:
-            body = bytes(value.body)
-        return value.status, _headers_for(value.headers, value.content_type), body, 0
-    if isinstance(value, (dict, list)):
-        return 200, [("Content-Type", _JSON)], _to_json(value), 0
-    if isinstance(value, str):
-        return 200, [("Content-Type", _TEXT)], value.encode("utf-8"), 0
-    if isinstance(value, (bytes, bytearray)):
-        return 200, [("Content-Type", _BYTES)], bytes(value), 0
-    raise _BadResponse(
-        f"main returned {_article(type(value).__name__)} {type(value).__name__}, "
-        "which pyrt cannot send; "
-        "return res.send(...), res.json(...), a dict, a list, a str or bytes"
-    )
-
-
-def _field(data, name, kind, default):
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind):
-        raise _BadRequest(f"{name} must be {'an object' if kind is dict else 'a string'}")
-    return value
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class _NotRunnable(Exception):
-    """The function cannot run: its file is outside the code directory, missing or not a
-    file, or importing it failed, or it has no `main`. The message says which."""
-
-
-def _locate(path, file):
-    """The file to run: (its resolved path, its folder, its stat) -- one stat per
-    execution. Resolving costs a stat per path component: a pair once found inside the
-    code directory is remembered (a symlink changed later is not seen until a
-    restart)."""
-    known = _targets.get((path, file))
-    if known is not None:
-        target, folder = known
-    else:
-        target = os.path.realpath(os.path.join(_code_root, path, file))
-        if target != _code_root and not target.startswith(_code_root + os.sep):
-            raise _NotRunnable(
-                f"file {file!r} in {path!r} resolves outside the code directory {_code_root}"
-            )
-        if len(_targets) >= 1024:
-            _targets.clear()
-        folder = os.path.dirname(target)
-        _targets[(path, file)] = (target, folder)
-    try:
-        st = os.stat(target)
-    except OSError:
-        raise _NotRunnable(f"file {file!r} not found in {path!r}") from None
-    if not _stat.S_ISREG(st.st_mode):
-        raise _NotRunnable(f"file {file!r} in {path!r} is not a regular file")
-    return target, folder, st
-
-
-def _find_main(path, file):
-    """The seed's and v2's way to the function: locate, import, `main`, then its folder
-    as the working directory. Raises _NotRunnable with the message for a 500 (v5 words
-    its own: see _load_v5_main)."""
-    target, folder, st = _locate(path, file)
-    try:
-        module = _load(target, st)
-    except BaseException as e:
-        raise _NotRunnable(_user_traceback(e)) from None
-    main = getattr(module, "main", None)
-    if not callable(main):
-        raise _NotRunnable(_NO_MAIN)
-    _enter(folder)
-    return main
-
-
-def _enter(folder):
-    """The function's folder is the working directory while it runs."""
-    global _cwd
-    if _cwd != folder:
-        os.chdir(folder)
-        _cwd = folder
-
-
-def _execute(body):
-    try:
-        data = json.loads(body)
-    except RecursionError:
-        return _error(400, "request body is nested too deeply")
-    except ValueError as e:
-        return _error(400, f"request body is not valid JSON: {e}")
-    if not isinstance(data, dict):
-        return _error(400, "request body must be a JSON object")
-    try:
-        path = _field(data, "path", str, _code_root)
-        file = _field(data, "file", str, _default_file)
-        env = _field(data, "env", dict, {})
-        headers = _field(data, "headers", dict, {})
-    except _BadRequest as e:
-        return _error(400, str(e))
-    payload = data["payload"] if "payload" in data else {}
-    if not path or not file:
-        return _error(500, "no path or file specified")
-
-    try:
-        main = _find_main(path, file)
-    except _NotRunnable as e:
-        return _error(500, str(e))
-    req = _Request(payload, env, headers)
-    res = _Response()
-    try:
-        value = main(req, res)
-        if hasattr(value, "__await__"):
-            value = _run_awaitable(value)
-    except BaseException as e:
-        return _error(500, _user_traceback(e))
-    try:
-        return _render(value, res)
-    except _BadResponse as e:
-        return _error(500, str(e))
-
-
-def execute(request_id, body):
-    """One execution (seed, v2). Never raises: every failure is an answer."""
-    global _wrote, _hit_memory_limit
-    _wrote = False
-    _hit_memory_limit = False
-    try:
-        if _contract == "v2":
-            status, headers, out, flags = _execute_v2(body)
-        else:
-            status, headers, out, flags = _execute(body)
-    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
-        status, headers, out, flags = _error(500, "pyrt internal error: " + _user_traceback(e))
-    return _finish(status, headers, out, flags)
-
-
-def execute_http(request_id, method, target, headers, body):
-    """One v5 execution. Never raises: every failure is an answer."""
-    global _wrote, _hit_memory_limit
-    _wrote = False
-    _hit_memory_limit = False
-    try:
-        status, out_headers, out, flags = _execute_v5(method, target, headers, body)
-    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
-        status, out_headers, out, flags = _v5_error(
-            500, "pyrt internal error: " + _user_traceback(e)
-        )
-    return _finish(status, out_headers, out, flags)
-
-
-def _finish(status, headers, out, flags):
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    if _wrote:
-        flags |= _OUTPUT_FLAG
-    if _hit_memory_limit:
-        flags |= _RECYCLE_FLAG
-    return status, headers, out, flags
-
-
 # ------------------------------------------------------------ open-runtimes v5
 
 _V5_TEXT = "text/plain; charset=utf-8"
@@ -475,10 +534,12 @@ _V5_NO_RETURN = (
     "Return statement missing. return context.res.empty() if no response is expected."
 )
 _V5_NO_MAIN = "Function signature invalid. Did you forget to export a 'main' function?"
-_ContextOutput = function_types.ContextOutput
+# A TypedDict for the type checker, a dict subclass at run time: what tells the
+# context.res methods' answer from a dict that a main(req, res) function returns.
+_ContextOutput: type = function_types.ContextOutput
 
 
-def _parse_forced_headers(text):
+def _parse_forced_headers(text: Optional[str]) -> Dict[str, str]:
     """OPEN_RUNTIMES_HEADERS: a JSON object forced over every request's headers (names
     lower-cased, values as str() gives them). Anything else forces nothing."""
     try:
@@ -490,15 +551,70 @@ def _parse_forced_headers(text):
     return {str(k).lower(): str(v) for k, v in value.items()}
 
 
-def _v5_error(status, message):
+def _v5_error(status: int, message: str) -> Answer:
     """An answer with an empty body; the reason goes to the execution's errors file."""
     _pyrt_worker.log(1, message.rstrip("\n"))
     return status, [("content-type", _V5_TEXT)], b"", 0
 
 
-def _v5_request(method, target, raw_headers, body):
+def _execute_v5(
+    method: bytes, target: bytes, raw_headers: Sequence[Tuple[bytes, bytes]], body: bytes
+) -> Answer:
+    """One v5 execution: the entry point's main (a 503 while it is broken: the server
+    keeps answering), the request, the call, the answer."""
+    try:
+        main = _load_v5_main()
+    except _NotRunnable as e:
+        return _v5_error(503, str(e))
+    req = _v5_request(method, target, raw_headers, body)
+    res = function_types.ContextResponse()
+    legacy = _arity_of(main) == 2
+    try:
+        if legacy:  # a seed-style function: req has payload and env too
+            value = _call(main, req, res)
+        else:
+            value = _call(main, function_types.Context(req, res, _pyrt_worker.log))
+    except BaseException as e:
+        return _v5_error(500, _user_traceback(e))
+    if value is None and legacy:
+        value = res.last
+    if value is None:
+        return _v5_error(500, _V5_NO_RETURN)
+    try:
+        return _render_v5(value, legacy)
+    except _BadResponse as e:
+        return _v5_error(500, str(e))
+
+
+def _load_v5_main() -> Main:
+    """The entry point's main; _NotRunnable gives the reason for the errors file."""
+    file = _default_file
+    if file is None:
+        raise _NotRunnable("Failed to load entrypoint: none given (set OPEN_RUNTIMES_ENTRYPOINT).")
+    try:
+        target, folder, st = _locate(_code_root, file)
+    except _NotRunnable:
+        raise _NotRunnable(f"Failed to load entrypoint, file {file} does not exist.") from None
+    try:
+        module = _load(target, st)
+    except ModuleNotFoundError as e:
+        raise _NotRunnable(f"Module not found: {e.name}\n{_user_traceback(e)}") from None
+    except SyntaxError as e:
+        raise _NotRunnable(f"Syntax error in {e.filename}:{e.lineno}: {e.msg}") from None
+    except BaseException as e:
+        raise _NotRunnable("Failed to load module: " + _user_traceback(e)) from None
+    main: object = getattr(module, "main", None)
+    if not callable(main):
+        raise _NotRunnable(f"{file}: {_V5_NO_MAIN}")
+    _enter(folder)
+    return main
+
+
+def _v5_request(
+    method: bytes, target: bytes, raw_headers: Sequence[Tuple[bytes, bytes]], body: bytes
+) -> function_types.ContextRequest:
     """context.req from what the master forwarded (names already lower-case)."""
-    headers = {}
+    headers: Dict[str, str] = {}
     for raw_name, raw_value in raw_headers:
         name = raw_name.decode("latin-1")
         value = raw_value.decode("utf-8", "surrogateescape")
@@ -514,14 +630,14 @@ def _v5_request(method, target, raw_headers, body):
     return req
 
 
-def _arity_of(main):
+def _arity_of(main: Main) -> int:
     """2 for a main(req, res) function, else 1 (main(context))."""
     known = _arity.get(main)
     if known is not None:
         return known
     code = getattr(main, "__code__", None)
     if code is not None and not hasattr(main, "__self__"):
-        positional = code.co_argcount
+        positional: int = code.co_argcount
         required = positional - len(getattr(main, "__defaults__", None) or ())
     else:
         import inspect
@@ -543,61 +659,21 @@ def _arity_of(main):
     return arity
 
 
-def _load_v5_main():
-    """The entry point's main, or (status, headers, body, flags): a 503 whose reason is
-    in the errors file -- the server keeps answering while the entry point is broken."""
-    file = _default_file
-    if file is None:
-        return _v5_error(
-            503, "Failed to load entrypoint: none given (set OPEN_RUNTIMES_ENTRYPOINT)."
-        )
-    try:
-        target, folder, st = _locate(_code_root, file)
-    except _NotRunnable:
-        return _v5_error(503, f"Failed to load entrypoint, file {file} does not exist.")
-    try:
-        module = _load(target, st)
-    except ModuleNotFoundError as e:
-        return _v5_error(503, f"Module not found: {e.name}\n{_user_traceback(e)}")
-    except SyntaxError as e:
-        return _v5_error(503, f"Syntax error in {e.filename}:{e.lineno}: {e.msg}")
-    except BaseException as e:
-        return _v5_error(503, "Failed to load module: " + _user_traceback(e))
-    main = getattr(module, "main", None)
-    if not callable(main):
-        return _v5_error(503, f"{file}: {_V5_NO_MAIN}")
-    _enter(folder)
-    return main
+def _render_v5(value: object, legacy: bool) -> Answer:
+    body, status, headers = _v5_output(value, legacy)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif isinstance(body, (bytes, bytearray)):
+        body = bytes(body)
+    else:
+        raise _BadResponse(f"response body must be str or bytes, not {type(body).__name__}")
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise _BadResponse(f"response status must be an int from 200 to 599, got {status!r}")
+    return status, _v5_headers(headers), body, 0
 
 
-def _execute_v5(method, target, raw_headers, body):
-    main = _load_v5_main()
-    if isinstance(main, tuple):
-        return main
-    req = _v5_request(method, target, raw_headers, body)
-    res = function_types.ContextResponse()
-    legacy = _arity_of(main) == 2
-    try:
-        if legacy:  # a seed-style function: req has payload and env too
-            value = main(req, res)
-        else:
-            value = main(function_types.Context(req, res, _pyrt_worker.log))
-        if hasattr(value, "__await__"):
-            value = _run_awaitable(value)
-    except BaseException as e:
-        return _v5_error(500, _user_traceback(e))
-    if value is None and legacy:
-        value = res.last
-    if value is None:
-        return _v5_error(500, _V5_NO_RETURN)
-    try:
-        return _render_v5(value, legacy)
-    except _BadResponse as e:
-        return _v5_error(500, str(e))
-
-
-def _v5_output(value, legacy):
-    """(body, status, headers) of what main returned."""
+def _v5_output(value: object, legacy: bool) -> Tuple[Any, Any, Any]:
+    """(body, status, headers) of what main returned, none of them checked yet."""
     if isinstance(value, dict) and (not legacy or isinstance(value, _ContextOutput)):
         # open-runtimes reads these keys with defaults; so do we
         return value.get("body", ""), value.get("statusCode", 200), value.get("headers")
@@ -617,16 +693,10 @@ def _v5_output(value, legacy):
     )
 
 
-def _render_v5(value, legacy):
-    body, status, headers = _v5_output(value, legacy)
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    elif isinstance(body, (bytes, bytearray)):
-        body = bytes(body)
-    else:
-        raise _BadResponse(f"response body must be str or bytes, not {type(body).__name__}")
-    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
-        raise _BadResponse(f"response status must be an int from 200 to 599, got {status!r}")
+def _v5_headers(headers: Any) -> List[Tuple[str, str]]:
+    """The answer's header lines: content-type first (with a charset unless multipart),
+    lower-case names, a list value sent as several lines; the executor's own
+    x-open-runtimes-* headers and those that frame the answer (pyrt's job) dropped."""
     if headers is None:
         headers = {}
     if not hasattr(headers, "items"):
@@ -637,7 +707,6 @@ def _render_v5(value, legacy):
         if not isinstance(name, str):
             raise _BadResponse(f"response header name {name!r} is not a string")
         lower = name.lower()
-        # The executor's own headers, and those that frame the answer (pyrt's job)
         if lower.startswith("x-open-runtimes-") or lower in _RESERVED_HEADERS:
             continue
         if not lower or len(lower) > 256 or not _TOKEN_CHARS.issuperset(lower):
@@ -654,55 +723,37 @@ def _render_v5(value, legacy):
     if not content_type.startswith("multipart/") and "charset=" not in content_type:
         content_type += "; charset=utf-8"
     lines.insert(0, ("content-type", content_type))
-    return status, lines, body, 0
+    return lines
 
 
 # ------------------------------------------------------------ the executor's v2
 
 
-def _v2_answer(status, envelope):
+def _v2_answer(status: int, envelope: Dict[str, Any]) -> Answer:
     return status, [("Content-Type", _JSON)], json.dumps(envelope).encode("utf-8"), 0
 
 
-def _v2_error(status, message, stdout=""):
+def _v2_error(status: int, message: str, stdout: str = "") -> Answer:
     return _v2_answer(status, {"stdout": stdout, "stderr": message})
 
 
-def _execute_v2(body):
-    global _capture
+def _execute_v2(body: bytes) -> Answer:
+    """One v2 execution: the request, the entry point's main, the call with its output
+    captured, the answer (an envelope with the response and that output)."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as e:
-        return _v2_error(400, f"request body is not valid JSON: {e}")
-    if not isinstance(data, dict):
-        return _v2_error(400, "request body must be a JSON object")
-    try:
-        variables = _field(data, "variables", dict, {})
-        headers = _field(data, "headers", dict, {})
+        req = _v2_request(body)
     except _BadRequest as e:
         return _v2_error(400, str(e))
-    payload = data.get("payload", "")
     if _default_file is None:
         return _v2_error(500, "no entry point: set INTERNAL_RUNTIME_ENTRYPOINT")
     try:
         main = _find_main(_code_root, _default_file)
     except _NotRunnable as e:
         return _v2_error(500, str(e))
-    req = function_types.LegacyRequest(variables, payload, headers)
     res = function_types.LegacyResponse()
-    captured = _capture = [[], []]
-    try:
-        value = main(req, res)
-        if hasattr(value, "__await__"):
-            _run_awaitable(value)
-    except BaseException as e:
-        trace = _user_traceback(e)
-        err = "".join(captured[1])
-        stderr = err + ("" if not err or err.endswith("\n") else "\n") + trace
-        return _v2_error(500, stderr, "".join(captured[0]))
-    finally:
-        _capture = None
-    stdout, stderr = "".join(captured[0]), "".join(captured[1])
+    failed, stdout, stderr = _v2_call(main, req, res)
+    if failed:
+        return _v2_error(500, stderr, stdout)
     status = res.status
     if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         return _v2_error(500, f"status must be an int from 200 to 599, got {status!r}", stdout)
@@ -713,3 +764,37 @@ def _execute_v2(body):
         return _v2_answer(status, envelope)
     except (TypeError, ValueError, RecursionError) as e:
         return _v2_error(500, f"response is not JSON serializable: {e}", stdout)
+
+
+def _v2_request(body: bytes) -> function_types.LegacyRequest:
+    """req from the JSON body; _BadRequest says what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise _BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _BadRequest("request body must be a JSON object")
+    variables = _field(data, "variables", dict, {})
+    headers = _field(data, "headers", dict, {})
+    payload = data.get("payload", "")
+    return function_types.LegacyRequest(variables, payload, headers)
+
+
+def _v2_call(
+    main: Main, req: function_types.LegacyRequest, res: function_types.LegacyResponse
+) -> Tuple[bool, str, str]:
+    """Runs main with what it prints captured: (whether it raised, stdout, stderr), the
+    traceback after stderr when it raised. main's value is not used: res holds the
+    answer."""
+    global _capture
+    captured = _capture = [[], []]
+    try:
+        _call(main, req, res)
+    except BaseException as e:
+        trace = _user_traceback(e)
+        err = "".join(captured[1])
+        stderr = err + ("" if not err or err.endswith("\n") else "\n") + trace
+        return True, "".join(captured[0]), stderr
+    finally:
+        _capture = None
+    return False, "".join(captured[0]), "".join(captured[1])

@@ -8,21 +8,27 @@ contract) or two (``req, res``); otherwise one message
 on stderr naming the file (and the line, for a syntax error) and exit 1.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import inspect
 import os
 import sys
 import traceback
 
+TYPE_CHECKING = False  # typing is for the type checker only (see pyrt_runtime)
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 OK_MARKER = "pyrt-validate: ok"
 
 
-def fail(message):
+def fail(message: str) -> NoReturn:
     sys.stderr.write(message.rstrip("\n") + "\n")
     sys.exit(1)
 
 
-def check(code_dir, entry):
+def check(code_dir: str, entry: str) -> None:
     root = os.path.realpath(code_dir)
     path = os.path.realpath(os.path.join(root, entry))
     if not path.startswith(root + os.sep):
@@ -38,7 +44,8 @@ def check(code_dir, entry):
     sys.path.insert(0, os.path.dirname(path))
     name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    # No spec (a suffix no loader takes) fails inside module_from_spec, with a traceback.
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[name] = module
     try:
         exec(code, module.__dict__)

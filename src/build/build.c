@@ -520,8 +520,10 @@ int build_run(const build_options_t *opts, char *err, size_t errlen)
     snprintf(state_path, sizeof(state_path), "%s/%s", b.dir, STATE_FILE);
     snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b.dir);
     char venv_err[256];
+    /* Up to date only if the user who runs the code can run its python: one made by
+     * root under umask 077, say, is rebuilt for --user, not reused. */
     bool current = !opts->force && buf_read_file(&old, state_path, SIZE_MAX) == 0 && old.data &&
-                   strcmp(old.data, state) == 0 && access(python, X_OK) == 0 &&
+                   strcmp(old.data, state) == 0 && proc_user_can(&b.user, python, X_OK) &&
                    build_check_runtime_env(b.dir, venv_err, sizeof(venv_err)) == 0;
     buf_free(&old);
     if (current) {

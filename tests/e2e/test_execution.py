@@ -157,9 +157,15 @@ def test_exception_is_500_traceback_and_worker_survives(server: Server, kind: st
 def test_traceback_names_user_file_and_line(server: Server) -> None:
     status, _, body = server.call("raises", {"kind": "nested"})
     assert status == 500
-    assert str(server.fn("raises") / "index.py") in body["message"] or \
-        "index.py" in body["message"], body["message"]
-    assert "inner()" in body["message"] or "line " in body["message"]
+    path = os.path.realpath(server.fn("raises") / "index.py")
+    source = Path(path).read_text().splitlines()
+    call_line = source.index("        inner()") + 1
+    raise_line = source.index("            raise RuntimeError('boom-inner')") + 1
+    message = body["message"]
+    # Both user frames, each with its file and line; pyrt's own frames are left out.
+    assert f'File "{path}", line {call_line}, in main' in message, message
+    assert f'File "{path}", line {raise_line}, in inner' in message, message
+    assert "<pyrt>" not in message, message
 
 
 def test_sibling_module_import(server: Server) -> None:

@@ -207,6 +207,32 @@ def test_pipelined_error_does_not_answer_later_requests(server: Server) -> None:
     assert closed
 
 
+def test_pipelined_request_finds_the_worker_free(server_factory: ServerFactory) -> None:
+    """--max-queue 0 and one worker: a request pipelined right behind another must get
+    the worker its predecessor just released, not 503."""
+    server = server_factory(["--workers", "1", "--max-queue", "0"])
+    body = json.dumps({"file": "hello/index.py"}).encode()
+    one = (b"POST / HTTP/1.1\r\nHost: x\r\nx-internal-challenge: " + KEY.encode() +
+           b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with RawConn(server.port) as conn:
+        conn.send(one * 5)
+        statuses = [conn.read_response().status for _ in range(5)]
+    assert statuses == [200] * 5
+
+
+def test_head_gets_no_body_and_keep_alive_holds(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    with RawConn(server.port) as conn:
+        conn.send(b"HEAD /__health HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /__health HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = conn.read_response(head_only=True)
+        assert head.status == 405
+        assert int(head.header("content-length") or "0") > 0
+        follow = conn.read_response()
+        assert follow.status == 200, "the HEAD answer's body spilled into the next one"
+        assert follow.json() == {"status": "ok"}
+
+
 # ---------------------------------------------------------------- chunked bodies
 
 def test_chunked_request_body(server: Server) -> None:

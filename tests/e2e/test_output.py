@@ -154,3 +154,16 @@ def test_every_log_line_has_the_format(server: Server) -> None:
     access = [ln.msg for ln in server.log_lines() if ln.msg.startswith("access ")]
     assert access and all(ACCESS_RE.match(a) for a in access), \
         [a for a in access if not ACCESS_RE.match(a)][:5]
+
+
+def test_output_before_a_hang_is_logged(server_factory: ServerFactory) -> None:
+    server = server_factory(files={"hangs/index.py": (
+        "import time\n\n\ndef main(req, res):\n"
+        "    print('printed-before-the-hang')\n"
+        "    time.sleep(60)\n")})
+    status, headers, _ = server.post({"file": "hangs/index.py", "timeout": 1})
+    assert status == 500
+    req_id = headers["x-request-id"]
+    lines = server.wait_log(lambda ln: "printed-before-the-hang" in ln.msg, timeout=5)
+    assert lines, "output written before the deadline was lost"
+    assert f"req={req_id} stdout: printed-before-the-hang" in lines[0].msg

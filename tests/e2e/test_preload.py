@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 
+import pytest
+
 from conftest import ServerFactory, make_code_dir
+
+ROOT = os.geteuid() == 0
+NOBODY = pwd.getpwnam("nobody").pw_uid
 
 PRELOADED = (
     "import os\n"
@@ -51,3 +58,28 @@ def test_zygote_dying_at_preload_answers_at_once(server_factory: ServerFactory) 
     # Restarted with back-off, not in a tight loop: a few restarts in ~1 s, not hundreds.
     restarts = srv.log_text().count("the zygote exited with status 4; starting a new one")
     assert 2 <= restarts <= 12, restarts
+
+
+WHO_AT_IMPORT = """\
+import os
+
+IMPORT_UID = os.getuid()
+IMPORT_PID = os.getpid()
+
+
+def main(req, res):
+    return res.json({"import_uid": IMPORT_UID, "uid": os.getuid(),
+                     "imported_in_worker": IMPORT_PID == os.getpid()})
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="--user needs root")
+def test_preload_runs_as_the_user(server_factory: ServerFactory) -> None:
+    """--preload imports the entry point in the zygote: that import is user code too,
+    and must not run as root."""
+    server = server_factory(["--preload", "--user", "nobody"],
+                            files={"index.py": WHO_AT_IMPORT})
+    status, _, body = server.post_json({"file": "index.py"})
+    assert status == 200, body
+    assert body["imported_in_worker"] is False, "preloaded in the zygote"
+    assert body["import_uid"] == NOBODY and body["uid"] == NOBODY

@@ -148,3 +148,21 @@ def test_every_response_has_request_id(server: Server) -> None:
         extra = {"name": "Connection", "value": "x"} if name == "forbidden_header" else {}
         _, headers, _ = case(server, name, **extra)
         assert headers.get("x-request-id"), name
+
+
+def test_a_bad_header_name_is_named_and_keeps_the_worker(server_factory: ServerFactory) -> None:
+    server = server_factory(["--workers", "1"], files={"hdr/index.py": (
+        "import os\n\n\ndef main(req, res):\n"
+        "    if 'name' in req.payload:\n"
+        "        return res.send('x', headers={req.payload['name']: req.payload['value']})\n"
+        "    return res.json({'pid': os.getpid()})\n")})
+    _, _, first = server.post_json({"file": "hdr/index.py"})
+    for name, value, says in (("X Bad", "v", "is not an HTTP token"),
+                              ("X-Nul", "a\0b", "contains a NUL character"),
+                              ("", "v", "is not an HTTP token")):
+        status, _, body = server.post_json({"file": "hdr/index.py",
+                                            "payload": {"name": name, "value": value}})
+        assert status == 500 and says in body["message"], body
+        assert repr(name) in body["message"]
+    _, _, after = server.post_json({"file": "hdr/index.py"})
+    assert after["pid"] == first["pid"], "the worker was replaced"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -250,3 +252,34 @@ def test_call_reports_what_went_wrong_with_the_connection() -> None:
         rc, out, err = call([url])
         assert rc == 2, (url, err)
         assert "expected an http:// URL" in err
+
+
+def test_call_sends_the_port_in_host() -> None:
+    """pyrt call's Host header names the port, as HTTP/1.1 asks."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        seen.append(data)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        conn.close()
+
+    t = threading.Thread(target=serve_once, daemon=True)
+    t.start()
+    rc, out, err = run_bounded(["call", f"http://127.0.0.1:{port}/x", "--key", "k"],
+                               clean_env(None), "/", 30)
+    t.join(5)
+    listener.close()
+    assert (rc, out) == (0, "ok"), err
+    assert f"\r\nHost: 127.0.0.1:{port}\r\n".encode() in seen[0]

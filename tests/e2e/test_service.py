@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import time
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from conftest import (HOST, Parallel, Server, ServerFactory, get, make_code_dir,
-                      post, run_pyrt)
+from conftest import (HOST, KEY, PYRT, Parallel, Server, ServerFactory, clean_env, get,
+                      make_code_dir, post, run_bounded, run_pyrt)
+
+ROOT = os.geteuid() == 0
+NOBODY = pwd.getpwnam("nobody").pw_uid
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +64,40 @@ def test_port_in_use() -> None:
     assert "Address already in use" in result.stderr + result.stdout, result.stderr
 
 
+@pytest.fixture
+def reachable_pyrt() -> Iterator[Path]:
+    """build/pyrt copied where any user may run it: a 0755 folder of its own under /tmp,
+    the copy 0755 whatever the umask. The checkout may sit where another user cannot go
+    (a `mktemp -d` or /root, both 0700), or have been built under umask 077."""
+    folder = Path(tempfile.mkdtemp(prefix="pyrt-bin-"))
+    try:
+        os.chmod(folder, 0o755)
+        copy = folder / "pyrt"
+        shutil.copyfile(PYRT, copy)
+        os.chmod(copy, 0o755)
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to start pyrt as another user")
+def test_user_without_root_is_refused_at_start(reachable_pyrt: Path) -> None:
+    code = make_code_dir()
+    try:
+        proc = subprocess.run(
+            [str(reachable_pyrt), "serve", "--code-dir", str(code), "--host", "127.0.0.1",
+             "--port", "0", "--user", "root"],
+            env=clean_env(KEY), capture_output=True, text=True, timeout=30, cwd="/",
+            preexec_fn=lambda: (os.setgid(NOBODY), os.setuid(NOBODY)))
+        assert proc.returncode == 1, proc.stderr
+        assert "--user root: switching users needs root" in proc.stderr
+        rc, _, err = run_bounded(["serve", "--code-dir", str(code),
+                                  "--user", "pyrt-no-such-user"], clean_env(KEY), "/", 30)
+        assert rc == 1 and "--user pyrt-no-such-user: no such user" in err
+    finally:
+        shutil.rmtree(code.parent, ignore_errors=True)
+
+
 def test_sigterm_finishes_in_flight_and_queued(server_factory: ServerFactory) -> None:
     srv = server_factory(["--workers", "1"])
     par = Parallel()
@@ -89,6 +132,15 @@ def test_idle_signal_exits_0_quickly(server_factory: ServerFactory, sig: int) ->
     assert rc == 0, f"exit code {rc} after {signal.Signals(sig).name}"
     # Contract: within 5 s; 2x slack.
     assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+def test_sighup_stops_cleanly(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    assert server.post({"file": "hello/index.py"})[0] == 200
+    server.send_signal(signal.SIGHUP)
+    start = time.monotonic()
+    assert server.wait(10) == 0
+    assert time.monotonic() - start < 10
 
 
 def test_first_execution_within_a_second_of_start(server_factory: ServerFactory) -> None:

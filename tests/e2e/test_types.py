@@ -1,5 +1,6 @@
 """function_types as users get it: installed with pip (offline, from its folder), the
-very classes pyrt passes to main, and clean under `mypy --strict` with the examples."""
+very classes pyrt passes to main, and clean under `mypy --strict` with the examples; pyrt's
+own Python (the runtime, the benchmark, the soak) clean under it too."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ def mypy(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_package_is_clean_under_mypy_strict() -> None:
     result = mypy("python/function_types")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runtime_is_clean_under_mypy_strict() -> None:
+    """pyrt's own Python half (the worker's runtime and the build's entry-point check),
+    with stubs for the modules that only exist inside pyrt or CPython."""
+    result = mypy("python/runtime")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bench_and_soak_are_clean_under_mypy_strict() -> None:
+    """The benchmark (bench/bench.py and its package, bench/pyrtbench) and the soak, which
+    shares the package's process and HTTP helpers."""
+    result = mypy("bench/bench.py", "tests/soak/soak.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -17,15 +17,19 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
+
+# The benchmark's process and HTTP helpers (bench/pyrtbench): the server is started in a
+# session of its own and stopped the way the benchmark stops it.
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from pyrtbench.httpclient import wait_healthy  # noqa: E402
+from pyrtbench.procs import free_port, rss_kib, spawn, terminate  # noqa: E402
 
 KEY = "soak-key"
 
@@ -59,22 +63,6 @@ SCENARIOS: list[tuple[str, int, Callable[[Path], bytes], set[int]]] = [
     ("empty", 2, lambda d: b"", {500}),
     ("wrong-key", 2, lambda d: b"{}", {401}),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class Totals:
@@ -144,7 +132,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--bin", default=str(Path(__file__).resolve().parents[2] / "build" / "pyrt"))
+    parser.add_argument("--bin", default=str(REPO / "build" / "pyrt"))
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="pyrt-soak-"))
@@ -155,22 +143,11 @@ def main() -> int:
     log_path = base / "server.log"
     port = free_port()
     env = dict(os.environ, INTERNAL_RUNTIME_KEY=KEY)
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [args.bin, "serve", "--code-dir", str(code), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(args.workers), "--max-body", "1M"],
-            env=env, stdout=log, stderr=log)
+    server, _ = spawn([args.bin, "serve", "--code-dir", str(code), "--host", "127.0.0.1",
+                       "--port", str(port), "--workers", str(args.workers), "--max-body", "1M"],
+                      env, log_path)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                c.request("GET", "/__health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
+        if not wait_healthy(port, 10, lambda: server.poll() is None):
             print("soak: server did not become healthy", file=sys.stderr)
             return 1
 
@@ -188,12 +165,9 @@ def main() -> int:
             t.join(30)
         rss.append(rss_kib(server.pid))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            rc = server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            rc = server.wait(5)
+        # SIGTERM, 15 s to stop cleanly, then SIGKILL to what is left (a non-zero status)
+        terminate(server, 15)
+        rc = server.returncode
 
     alerts = [line for line in log_path.read_text(errors="replace").splitlines()
               if "[alert]" in line or '"level":"alert"' in line]
