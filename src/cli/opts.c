@@ -50,7 +50,7 @@ static int apply(const opt_spec_t *s, const char *value, const char *source, cha
     }
     case OPT_LONG: {
         long v;
-        if (num_parse_long(value, &v) < 0 || v < s->min || v > s->max) {
+        if (num_parse_long(value, &v) < 0 || (double)v < s->min || (double)v > s->max) {
             snprintf(err, PYRT_ERR_LEN, "%s: expected an integer from %.0f to %.0f, got '%s'",
                      source, s->min, s->max, value);
             return -1;

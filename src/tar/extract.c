@@ -253,6 +253,7 @@ int tar_extract(const char *archive_path, const char *dir, char *err, size_t err
             snprintf(err, errlen, "%s", walk_error);
             rc = -1;
         }
+        walk_root = NULL; /* it pointed at this frame's `root` */
     }
     return rc;
 }

@@ -236,6 +236,11 @@ static void test_trailing_garbage(void **state)
     expect_error_prefix(run("{}{}"), NOT_JSON);
     expect_error_prefix(run("{\"timeout\": 1}]"), NOT_JSON);
     expect_error_prefix(run_chunked("{} 5", 1), NOT_JSON);
+    /* yajl waits for a string opened after the value to end, even at its end of input
+     * (tests/fuzz/corpus/body/regress-trailing-open-string). */
+    expect_error_prefix(run("{}\": 2"), NOT_JSON);
+    expect_error_prefix(run_chunked("{\"timeout\": 1} \"", 1), NOT_JSON);
+    expect_error_prefix(run("{\"a\": \"unterminated"), NOT_JSON);
 }
 
 static void test_invalid_utf8(void **state)
