@@ -1,7 +1,10 @@
 /* sysinfo.c -- facts about the machine (see sysinfo.h). */
 #include "common/sysinfo.h"
 
+#include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,4 +51,28 @@ int sys_usable_cpus(void)
     if (quota > 0 && quota < cpus)
         cpus = quota;
     return cpus > 0 ? cpus : 1;
+}
+
+unsigned long long sys_memory_limit(void)
+{
+    /* v2 says "max" for none; v1 a number near 2^63 rounded to pages. */
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        FILE *f = fopen(files[i], "r");
+        if (f == NULL)
+            continue;
+        char text[64] = "";
+        bool read = fgets(text, sizeof(text), f) != NULL;
+        (void)fclose(f);
+        if (!read || strncmp(text, "max", 3) == 0)
+            return 0;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno != 0 || end == text || v >= (1ULL << 62))
+            return 0;
+        return v;
+    }
+    return 0;
 }

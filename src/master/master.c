@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/sysinfo.h"
 #include "common/version.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
@@ -185,6 +186,7 @@ static void log_start(const serve_config_t *cfg)
         LOG_FIELD_INT("max_memory_mib", cfg->max_memory_mib),
         LOG_FIELD_INT("max_requests", cfg->max_requests),
         LOG_FIELD_INT("max_connections", cfg->max_connections),
+        LOG_FIELD_INT("memory_limit_bytes", sys_memory_limit()), /* the cgroup's; 0: none */
         LOG_FIELD_STR("user", cfg->user ? cfg->user : ""),
         LOG_FIELD_INT("metrics", !cfg->no_metrics),
         LOG_FIELD_INT("secret_check", !secret_disabled()),
