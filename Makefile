@@ -138,6 +138,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory test-manifests
 
 test-asan: deps-test
 	@$(MAKE) --no-print-directory SANITIZER=address all

@@ -8,3 +8,4 @@ CONTAINER_PKGS = podman runc debootstrap tar python3-setuptools-whl python3-whee
 test-container: deps
 	@sh tools/install-deps.sh $(CONTAINER_PKGS)
 	$(PYTHON) tests/container/container_test.py
+	@$(MAKE) --no-print-directory test-kube
