@@ -339,7 +339,9 @@ static void process_frames(worker_t *w)
         handle_frame(w, &f);
         proto_decoder_pop(&w->dec, &f);
     }
-    if (w->chan_open && rc < 0) {
+    /* A dying worker (already being replaced) keeps its channel until it exits: the same
+     * oversized header must not be reported, and the worker killed, again. */
+    if (w->chan_open && rc < 0 && w->state != W_DYING) {
         log_msg(LOG_WARN, "worker %d sent a frame over the size limit; replacing it", (int)w->pid);
         replace_worker(w, "worker sent an answer over the size limit");
     }
