@@ -4,7 +4,9 @@ Embedded in the pyrt binary and imported once in the zygote, before any worker i
 forked. The C worker loop reads a CALL frame and calls ``execute(request_id, body)``
 (the seed and v2 contracts: a JSON body) or ``execute_http(request_id, method, target,
 headers, body)`` (v5: the HTTP request itself); what it returns becomes the RESULT
-frame: ``(status, headers, body, flags)``.
+frame: ``(status, headers, body, flags)``. With --async-slots, the first CALL flagged
+TASK hands the worker to ``serve_tasks``: from then on its event loop reads the
+channel and runs each execution as a task, many at once (see "tasks" below).
 
 The master has already checked the secret, the framing and (seed, v2) that the body is
 a JSON object with a valid ``timeout``; everything about the function itself is decided
@@ -14,6 +16,9 @@ execution's errors file through ``_pyrt_worker.log`` and the body stays empty.
 Each contract's execution reads as its steps: the request, the function (located,
 imported, its ``main``), the call, the answer. Every step that can fail raises one of
 the exceptions below, and the execution turns it into that contract's error answer.
+An execution is a generator: where ``main`` returned an awaitable, it yields it, and
+its driver awaits it -- to completion for the one-at-a-time loop, on the shared event
+loop for a task -- so each contract's rules are written once for both.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from __future__ import annotations
 import _frozen_importlib as _bootstrap
 import _frozen_importlib_external as _bootstrap_external
 import _imp
+import contextvars
+import functools
 import io
 import json
 import marshal
@@ -42,11 +49,29 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
     from types import CodeType, ModuleType
-    from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+    from typing import (
+        Any,
+        Awaitable,
+        Callable,
+        Dict,
+        Generator,
+        List,
+        Mapping,
+        Optional,
+        Sequence,
+        TextIO,
+        Tuple,
+        Union,
+    )
 
     # What an execution returns to the C worker: (status, headers, body, flags).
     Answer = Tuple[int, List[Tuple[str, str]], bytes, int]
     Main = Callable[..., Any]
+    # An execution's steps: it yields what main returned when that is awaitable and is
+    # sent back its value (or thrown its exception); it returns the answer.
+    Steps = Generator[Awaitable[Any], Any, Answer]
+    # A CALL for a task: (seq, request id, body, None or (method, target, headers)).
+    TaskCall = Tuple[int, str, bytes, Optional[Tuple[bytes, bytes, List[Tuple[bytes, bytes]]]]]
 
 _Request = function_types.Request
 _Response = function_types.Response
@@ -72,10 +97,16 @@ _cwd: Optional[str] = None
 _wrote = False  # did this execution write to sys.stdout / sys.stderr?
 _OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
 _RECYCLE_FLAG = 0x1  # PROTO_RESULT_RECYCLE: replace this worker after the answer
+_ASYNC_FLAG = 0x4  # PROTO_RESULT_ASYNC: main was a coroutine function
 _hit_memory_limit = False
 _contract = "seed"
 _forced_headers: Dict[str, str] = {}  # v5: OPEN_RUNTIMES_HEADERS, lower-case names
-_capture: Optional[List[List[str]]] = None  # v2: [stdout parts, stderr parts] of a run
+# v2: [stdout parts, stderr parts] of the execution running (per task: a context var)
+_capture: contextvars.ContextVar[Optional[List[List[str]]]] = contextvars.ContextVar(
+    "pyrt_capture", default=None
+)
+# The task this code runs for (its CALL's seq); 0 outside tasks.
+_task_seq: contextvars.ContextVar[int] = contextvars.ContextVar("pyrt_task_seq", default=0)
 _arity: Dict[Main, int] = {}  # main -> 1 (main(context)) or 2 (main(req, res))
 
 
@@ -103,8 +134,9 @@ class _TrackedStream(io.TextIOWrapper):
     def write(self, s: str) -> int:
         global _wrote
         _wrote = True
-        if _capture is not None:  # v2: the answer's envelope carries it too
-            _capture[self is sys.stderr].append(str(s))
+        capture = _capture.get()
+        if capture is not None:  # v2: the answer's envelope carries it too
+            capture[self is sys.stderr].append(str(s))
         return super().write(s)
 
 
@@ -304,24 +336,48 @@ def _enter(folder: str) -> None:
 # ------------------------------------------------------------ the call
 
 
-def _call(main: Main, *args: object) -> Any:
-    """What main returned; awaited first when it is a coroutine (async def main)."""
+def _call(main: Main, *args: object) -> Generator[Awaitable[Any], Any, Any]:
+    """What main returned; when that is awaitable (async def main), it is yielded to the
+    execution's driver, which sends back its value."""
     value = main(*args)
     if hasattr(value, "__await__"):
-        value = _run_awaitable(value)
+        value = yield value
     return value
 
 
-def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
-    """One event loop per worker, alive across executions; asyncio is imported only
-    when a function needs it."""
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker, alive across executions (a module-level client bound
+    to it keeps working); asyncio is imported only when a function needs it."""
     global _loop
     if _loop is None:
         import asyncio
 
         _loop = asyncio.new_event_loop()
         asyncio.set_event_loop(_loop)
-    return _loop.run_until_complete(awaitable)
+    return _loop
+
+
+def _run_steps(steps: Steps, internal_error: Callable[[str], Answer]) -> Answer:
+    """Drives an execution one at a time: what it yields runs to completion on the
+    worker's event loop. Flagged ASYNC when it yielded (the master then knows that
+    this function's executions may share a worker)."""
+    sent: Any = None
+    error: Optional[BaseException] = None
+    flags = 0
+    try:
+        while True:
+            try:
+                awaitable = steps.throw(error) if error is not None else steps.send(sent)
+            except StopIteration as done:
+                status, headers, out, own = done.value
+                return status, headers, out, own | flags
+            flags = _ASYNC_FLAG
+            try:
+                sent, error = _event_loop().run_until_complete(awaitable), None
+            except BaseException as e:
+                sent, error = None, e
+    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
+        return internal_error("pyrt internal error: " + _user_traceback(e))
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -353,14 +409,7 @@ def execute(request_id: str, body: bytes) -> Answer:
     global _wrote, _hit_memory_limit
     _wrote = False
     _hit_memory_limit = False
-    try:
-        if _contract == "v2":
-            status, headers, out, flags = _execute_v2(body)
-        else:
-            status, headers, out, flags = _execute(body)
-    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
-        status, headers, out, flags = _error(500, "pyrt internal error: " + _user_traceback(e))
-    return _finish(status, headers, out, flags)
+    return _finish(_run_steps(_steps_for(body, None), _internal_error))
 
 
 def execute_http(
@@ -374,16 +423,27 @@ def execute_http(
     global _wrote, _hit_memory_limit
     _wrote = False
     _hit_memory_limit = False
-    try:
-        status, out_headers, out, flags = _execute_v5(method, target, headers, body)
-    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
-        status, out_headers, out, flags = _v5_error(
-            500, "pyrt internal error: " + _user_traceback(e)
-        )
-    return _finish(status, out_headers, out, flags)
+    return _finish(_run_steps(_steps_for(body, (method, target, headers)), _internal_error))
 
 
-def _finish(status: int, headers: List[Tuple[str, str]], out: bytes, flags: int) -> Answer:
+def _steps_for(
+    body: bytes, head: Optional[Tuple[bytes, bytes, Sequence[Tuple[bytes, bytes]]]]
+) -> Steps:
+    """The execution a CALL asks for, in the server's contract."""
+    if head is not None:
+        return _execute_v5(head[0], head[1], head[2], body)
+    return _execute_v2(body) if _contract == "v2" else _execute(body)
+
+
+def _internal_error(message: str) -> Answer:
+    """A failure of pyrt's own, in the contract's form."""
+    if _contract == "v5":
+        return _v5_error(500, message)
+    return _v2_error(500, message) if _contract == "v2" else _error(500, message)
+
+
+def _finish(answer: Answer) -> Answer:
+    status, headers, out, flags = answer
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -432,7 +492,7 @@ def _error(code: int, message: str) -> Answer:
     return code, [("Content-Type", _JSON)], body, 0
 
 
-def _execute(body: bytes) -> Answer:
+def _execute(body: bytes) -> Steps:
     """One seed execution: the request, its function, the call, the answer."""
     try:
         path, file, req = _seed_request(body)
@@ -446,7 +506,7 @@ def _execute(body: bytes) -> Answer:
         return _error(500, str(e))
     res = _Response()
     try:
-        value = _call(main, req, res)
+        value = yield from _call(main, req, res)
     except BaseException as e:
         return _error(500, _user_traceback(e))
     try:
@@ -551,15 +611,25 @@ def _parse_forced_headers(text: Optional[str]) -> Dict[str, str]:
     return {str(k).lower(): str(v) for k, v in value.items()}
 
 
+def _log(stream: int, text: str) -> None:
+    """context.log (0) / context.error (1): one line to the execution's log file, sent
+    to the master at once; a task's line names its execution."""
+    seq = _task_seq.get()
+    if seq:
+        _pyrt_worker.log(stream, text, seq)
+    else:
+        _pyrt_worker.log(stream, text)
+
+
 def _v5_error(status: int, message: str) -> Answer:
     """An answer with an empty body; the reason goes to the execution's errors file."""
-    _pyrt_worker.log(1, message.rstrip("\n"))
+    _log(1, message.rstrip("\n"))
     return status, [("content-type", _V5_TEXT)], b"", 0
 
 
 def _execute_v5(
     method: bytes, target: bytes, raw_headers: Sequence[Tuple[bytes, bytes]], body: bytes
-) -> Answer:
+) -> Steps:
     """One v5 execution: the entry point's main (a 503 while it is broken: the server
     keeps answering), the request, the call, the answer."""
     try:
@@ -571,9 +641,9 @@ def _execute_v5(
     legacy = _arity_of(main) == 2
     try:
         if legacy:  # a seed-style function: req has payload and env too
-            value = _call(main, req, res)
+            value = yield from _call(main, req, res)
         else:
-            value = _call(main, function_types.Context(req, res, _pyrt_worker.log))
+            value = yield from _call(main, function_types.Context(req, res, _log))
     except BaseException as e:
         return _v5_error(500, _user_traceback(e))
     if value is None and legacy:
@@ -737,7 +807,7 @@ def _v2_error(status: int, message: str, stdout: str = "") -> Answer:
     return _v2_answer(status, {"stdout": stdout, "stderr": message})
 
 
-def _execute_v2(body: bytes) -> Answer:
+def _execute_v2(body: bytes) -> Steps:
     """One v2 execution: the request, the entry point's main, the call with its output
     captured, the answer (an envelope with the response and that output)."""
     try:
@@ -751,7 +821,7 @@ def _execute_v2(body: bytes) -> Answer:
     except _NotRunnable as e:
         return _v2_error(500, str(e))
     res = function_types.LegacyResponse()
-    failed, stdout, stderr = _v2_call(main, req, res)
+    failed, stdout, stderr = yield from _v2_call(main, req, res)
     if failed:
         return _v2_error(500, stderr, stdout)
     status = res.status
@@ -782,19 +852,205 @@ def _v2_request(body: bytes) -> function_types.LegacyRequest:
 
 def _v2_call(
     main: Main, req: function_types.LegacyRequest, res: function_types.LegacyResponse
-) -> Tuple[bool, str, str]:
+) -> Generator[Awaitable[Any], Any, Tuple[bool, str, str]]:
     """Runs main with what it prints captured: (whether it raised, stdout, stderr), the
     traceback after stderr when it raised. main's value is not used: res holds the
     answer."""
-    global _capture
-    captured = _capture = [[], []]
+    captured: List[List[str]] = [[], []]
+    token = _capture.set(captured)
     try:
-        _call(main, req, res)
+        yield from _call(main, req, res)
     except BaseException as e:
         trace = _user_traceback(e)
         err = "".join(captured[1])
         stderr = err + ("" if not err or err.endswith("\n") else "\n") + trace
         return True, "".join(captured[0]), stderr
     finally:
-        _capture = None
+        _capture.reset(token)
     return False, "".join(captured[0]), "".join(captured[1])
+
+
+# ------------------------------------------------------------ tasks (--async-slots)
+#
+# After the first CALL flagged TASK the worker lives in serve_tasks: its event loop
+# reads the channel (the C side parses the frames and claims each CALL at the gate),
+# runs each execution as a task and sends each answer as its task ends. Sync code
+# blocks the loop: the master sends a task beside others only for a function whose
+# main it saw to be a coroutine function (the ASYNC flag). At a task's deadline the
+# master answers the client itself and sends CANCEL: the task is cancelled (main sees
+# CancelledError) and its RESULT, whatever it says, tells the master it ended.
+
+_tasks: Dict[int, asyncio.Task[None]] = {}
+# (seq, stream) -> the unfinished line a task printed: whole lines go out as OUTPUT
+_partial_lines: Dict[Tuple[int, int], str] = {}
+
+
+class _Stepped:
+    """A task's awaitable, each step announced to the master through the gate page: if
+    the loop stops turning, the master names the execution that blocked it."""
+
+    __slots__ = ("_awaitable", "_seq")
+
+    def __init__(self, awaitable: Awaitable[Any], seq: int) -> None:
+        self._awaitable = awaitable
+        self._seq = seq
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        inner: Any = self._awaitable.__await__()
+        sent: Any = None
+        error: Optional[BaseException] = None
+        while True:
+            _pyrt_worker.running(self._seq)
+            try:
+                step = inner.throw(error) if error is not None else inner.send(sent)
+            except StopIteration as done:
+                return done.value
+            finally:
+                _pyrt_worker.running(0)
+            try:
+                sent, error = (yield step), None
+            except BaseException as e:  # cancellation and GeneratorExit go in too
+                sent, error = None, e
+
+
+class _TaskStream(io.TextIOBase):
+    """sys.stdout / sys.stderr while tasks run: what a task prints goes to the master as
+    OUTPUT frames naming its execution, whole lines at a time; what code outside any
+    task prints (a thread of the module) goes to the pipe as before, which the master
+    logs as not attributable."""
+
+    def __init__(self, fallback: TextIO, stream: int) -> None:
+        super().__init__()
+        self._fallback = fallback
+        self._stream = stream
+
+    encoding = "utf-8"
+
+    @property
+    def buffer(self) -> Any:  # bytes written here cannot be attributed to a task
+        return self._fallback.buffer
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fallback.fileno()
+
+    def write(self, s: str) -> int:
+        text = str(s)
+        seq = _task_seq.get()
+        if not seq:
+            return self._fallback.write(text)
+        capture = _capture.get()
+        if capture is not None:  # v2: the answer's envelope carries it too
+            capture[self._stream].append(text)
+        key = (seq, self._stream)
+        pending = _partial_lines.pop(key, "") + text
+        cut = pending.rfind("\n") + 1
+        if cut:
+            _send_output(seq, self._stream, pending[:cut])
+        if cut < len(pending):
+            _partial_lines[key] = pending[cut:]
+        return len(text)
+
+    def flush(self) -> None:
+        self._fallback.flush()
+
+
+def _send_output(seq: int, stream: int, text: str) -> None:
+    _pyrt_worker.output(seq, stream, text.encode("utf-8", "backslashreplace"))
+
+
+def _flush_task_output(seq: int) -> None:
+    """A task's unfinished lines go out as they are when it ends."""
+    for stream in (0, 1):
+        rest = _partial_lines.pop((seq, stream), None)
+        if rest:
+            _send_output(seq, stream, rest)
+
+
+def serve_tasks(first: TaskCall, channel_fd: int) -> None:
+    """The worker's life from its first task on; never returns (the C side exits when
+    the master closes the channel)."""
+    loop = _event_loop()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    setattr(sys, "stdout", _TaskStream(sys.stdout, 0))
+    setattr(sys, "stderr", _TaskStream(sys.stderr, 1))
+    _take_frames([first])
+    _take_frames(_pyrt_worker.read_frames(False))
+    loop.add_reader(channel_fd, _on_channel)
+    loop.run_forever()
+
+
+def _on_channel() -> None:
+    _take_frames(_pyrt_worker.read_frames(True))
+
+
+def _take_frames(frames: Sequence[Union[int, TaskCall]]) -> None:
+    """CALLs become tasks; a CANCEL (a seq) cancels its task."""
+    for frame in frames:
+        if isinstance(frame, int):
+            task = _tasks.get(frame)
+            if task is not None:
+                task.cancel()
+            continue
+        seq, request_id, body, head = frame
+        task = _event_loop().create_task(_run_task(seq, body, head))
+        _tasks[seq] = task
+        task.add_done_callback(functools.partial(_task_done, seq))
+
+
+async def _run_task(
+    seq: int, body: bytes, head: Optional[Tuple[bytes, bytes, List[Tuple[bytes, bytes]]]]
+) -> None:
+    """One execution as a task: its steps driven on the loop, its answer sent."""
+    _task_seq.set(seq)
+    answer = await _drive_task(_steps_for(body, head), seq)
+    _flush_task_output(seq)
+    if _tasks.pop(seq, None) is not None:
+        _pyrt_worker.send_result(seq, _with_recycle(answer))
+
+
+def _with_recycle(answer: Answer) -> Answer:
+    status, headers, out, flags = answer
+    return status, headers, out, flags | (_RECYCLE_FLAG if _hit_memory_limit else 0)
+
+
+async def _drive_task(steps: Steps, seq: int) -> Answer:
+    """_run_steps for a task: what the execution yields is awaited on the shared loop."""
+    sent: Any = None
+    error: Optional[BaseException] = None
+    flags = 0
+    try:
+        while True:
+            _pyrt_worker.running(seq)
+            try:
+                awaitable = steps.throw(error) if error is not None else steps.send(sent)
+            except StopIteration as done:
+                status, headers, out, own = done.value
+                return status, headers, out, own | flags
+            finally:
+                _pyrt_worker.running(0)
+            flags = _ASYNC_FLAG
+            try:
+                sent, error = await _Stepped(awaitable, seq), None
+            except BaseException as e:  # CancelledError at the deadline among them
+                sent, error = None, e
+    except BaseException as e:  # a bug of ours, or an exception raised by __del__ etc.
+        return _internal_error("pyrt internal error: " + _user_traceback(e))
+
+
+def _task_done(seq: int, task: asyncio.Task[None]) -> None:
+    """A task that ended without sending its answer (cancelled before it started, or a
+    bug of ours): the master still hears that it ended."""
+    if _tasks.pop(seq, None) is None:
+        return
+    reason = "cancelled" if task.cancelled() else repr(task.exception())
+    contextvars.Context().run(_answer_lost, seq, f"pyrt internal error: task {reason}")
+
+
+def _answer_lost(seq: int, message: str) -> None:
+    _task_seq.set(seq)  # in a context of its own: the errors file is this execution's
+    _flush_task_output(seq)
+    _pyrt_worker.send_result(seq, _internal_error(message))

@@ -103,6 +103,8 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
                                                             : SERVE_DEFAULT_TIMEOUT;
     if (cfg->default_timeout > cfg->max_timeout)
         cfg->default_timeout = cfg->max_timeout;
+    if (cfg->async_slots <= 0)
+        cfg->async_slots = cfg->contract == CONTRACT_SEED ? 1 : SERVE_DEFAULT_ASYNC_SLOTS;
     return 0;
 }
 
@@ -178,6 +180,9 @@ int cmd_serve(int argc, char **argv)
          1e6, "S",
          "after the listener closes, stop what still runs after S (default 0: each "
          "execution's own deadline)"},
+        {"async-slots", 0, OPT_LONG, &cfg.async_slots, "PYRT_ASYNC_SLOTS", 1, 100000, "N",
+         "executions of an async def main one worker runs at once (default 1; v5 and v2: "
+         "1000)"},
         {"max-requests", 0, OPT_LONG, &cfg.max_requests, "PYRT_MAX_REQUESTS", 0, 1e9, "N",
          "replace each worker after N executions, plus up to 10% at random (default 0: "
          "never)"},

@@ -18,6 +18,9 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
                         char code_dir[PATH_MAX], char *err, size_t errlen);
 
 #define SERVE_DEFAULT_TIMEOUT 15.0
+/* --async-slots in v5 and v2: open-runtimes' aiohttp workers take every request that
+ * comes, and gunicorn's nominal cap for such workers (worker_connections) is 1000. */
+#define SERVE_DEFAULT_ASYNC_SLOTS 1000
 
 /* The options every serving command shares about contracts, for its option table. */
 #define SERVE_CONTRACT_OPTS(contract, cfg)                                                          \

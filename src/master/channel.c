@@ -1,4 +1,5 @@
-/* channel.c -- a worker's channel: frames in (READY, RESULT, LOG), CALL and GO out. */
+/* channel.c -- a worker's channel: frames in (READY, RESULT, LOG, OUTPUT), CALL, GO and
+ * CANCEL out. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,11 +125,11 @@ static void start_running(worker_t *w, job_t *job, uint32_t seq)
     w->output_cut = false;
 }
 
-static void send_go(worker_t *w, uint32_t seq)
+void channel_send_u32(worker_t *w, uint32_t type, uint32_t value)
 {
     buf_t head = BUF_INIT;
-    size_t start = proto_frame_begin(&head, PROTO_MSG_GO);
-    proto_put_u32(&head, seq);
+    size_t start = proto_frame_begin(&head, type);
+    proto_put_u32(&head, value);
     proto_frame_end(&head, start, 0);
     if (channel_send(w, &head, NULL, 0, NULL) < 0)
         log_msg(LOG_WARN, "cannot write to worker %d", (int)w->pid);
@@ -136,8 +137,9 @@ static void send_go(worker_t *w, uint32_t seq)
 
 /* A prefetched job keeps its body, since it may have to go to another worker after
  * all; one to run now gives its body to the write. */
-void channel_send_call(worker_t *w, job_t *job, bool prefetched)
+void channel_send_call(worker_t *w, job_t *job, call_kind_t kind)
 {
+    bool prefetched = kind == CALL_PREFETCH;
     buf_t head = BUF_INIT;
     size_t start = proto_frame_begin(&head, PROTO_MSG_CALL);
     proto_put_bytes(&head, job->id, strlen(job->id));
@@ -145,7 +147,7 @@ void channel_send_call(worker_t *w, job_t *job, bool prefetched)
     proto_put_u32(&head, ms > CALL_TIMEOUT_MS_MAX ? CALL_TIMEOUT_MS_MAX : (uint32_t)ms);
     uint32_t seq = ++w->seq_sent;
     proto_put_u32(&head, seq);
-    uint32_t flags = prefetched ? PROTO_CALL_PREFETCHED : 0;
+    uint32_t flags = prefetched ? PROTO_CALL_PREFETCHED : kind == CALL_TASK ? PROTO_CALL_TASK : 0;
     if (job->head.len)
         flags |= PROTO_CALL_HTTP;
     proto_put_u32(&head, flags);
@@ -158,6 +160,8 @@ void channel_send_call(worker_t *w, job_t *job, bool prefetched)
         w->prefetched = job;
         w->next_seq = seq;
         w->prefetch_used = true;
+    } else if (kind == CALL_TASK) {
+        tasks_add(w, job, seq);
     } else {
         start_running(w, job, seq);
     }
@@ -171,14 +175,73 @@ void channel_send_call(worker_t *w, job_t *job, bool prefetched)
 
 /* ------------------------------------------------------------ receiving ---- */
 
+void channel_answer(job_t *job, const result_t *res, pid_t pid, bool memory)
+{
+    if (res->body_len > pool.config->max_body) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
+                 res->body_len, pool.config->max_body);
+        finish_job_error(job, 500, msg, "error", pid);
+        return;
+    }
+    const char *outcome = res->status < 500 ? "ok" : memory ? "memory" : "error";
+    job_answer_t a = {(int)res->status, res->headers.data ? res->headers.data : "",
+                      res->headers.len, (const char *)res->body, res->body_len, outcome, pid, 0};
+    job_answer(job, &a);
+    job_free(job);
+}
+
+bool channel_recycle_due(worker_t *w, uint32_t res_flags)
+{
+    w->executions++;
+    bool memory = (res_flags & PROTO_RESULT_RECYCLE) != 0;
+    if (!memory && !(w->recycle_after > 0 && w->executions >= w->recycle_after))
+        return false;
+    w->replaced_for = memory ? METRICS_REPLACED_MEMORY : METRICS_REPLACED_RECYCLE;
+    if (!memory && !w->draining)
+        log_msg(LOG_INFO, "worker %d served %ld executions (--max-requests): replacing it",
+                (int)w->pid, w->executions);
+    return true;
+}
+
+/* The worker sent what it must not: it goes, and what it ran with it. */
+static void replace_worker(worker_t *w, const char *what)
+{
+    w->replaced_for = METRICS_REPLACED_PROTOCOL;
+    worker_lost_job(w, what);
+    worker_kill(w, what);
+    pool_maintain();
+}
+
 /* The worker's answer for its running job (result.c checks it). */
 static void handle_result(worker_t *w, const proto_frame_t *f)
 {
-    job_t *job = w->job;
     result_t res;
     const char *bad = result_parse(f->payload, f->length, &res);
-    if (bad == NULL && res.seq != w->seq_running)
-        bad = "not for the running execution";
+    task_t *task = NULL;
+    if (bad == NULL && !(w->job && res.seq == w->seq_running) &&
+        (task = tasks_find(w, res.seq)) == NULL)
+        bad = "not for a running execution";
+    if (bad) {
+        result_free(&res);
+        log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer (%s); replacing it",
+                w->job ? w->job->id : "-", (int)w->pid, bad);
+        job_t *job = w->job;
+        if (job) { /* its own answer was bad: an error, not a crash */
+            output_end_execution(w, false);
+            w->job = NULL;
+            job->worker = NULL;
+            finish_job_error(job, 500, "worker sent an invalid response", "error", w->pid);
+        }
+        replace_worker(w, "worker sent an invalid response");
+        return;
+    }
+    if (task) {
+        tasks_result(w, task, &res);
+        result_free(&res);
+        return;
+    }
+    job_t *job = w->job;
 
     /* Reading the pipes costs two syscalls: only when the worker says Python wrote to
      * them. (Output of C code or children still in a pipe is read on its own event,
@@ -189,32 +252,16 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     output_end_execution(w, (res.flags & PROTO_RESULT_OUTPUT) || job->contract == CONTRACT_V5);
     w->job = NULL;
     job->worker = NULL;
-    if (bad) {
-        result_free(&res);
-        log_msg(LOG_WARN, "req=%s: worker %d sent a malformed answer (%s); replacing it", job->id,
-                (int)w->pid, bad);
-        finish_job_error(job, 500, "worker sent an invalid response", "error", w->pid);
-        w->replaced_for = METRICS_REPLACED_PROTOCOL;
-        worker_kill(w, "worker sent an invalid response");
-        pool_maintain();
-        return;
-    }
     w->answered = true;
     backoff_answered(&pool.backoff, job->target);
+    tasks_learn(job->target, (res.flags & PROTO_RESULT_ASYNC) != 0);
 
     /* The worker's next state first: its GO goes out before the client's answer is
      * written, so it starts what is behind meanwhile. (The answer does not re-enter the
      * pool: a request pipelined behind it waits for the next loop turn, http.c.) */
     pid_t pid = w->pid;
-    /* The worker asks to go (it hit --max-memory), or has served --max-requests. */
-    w->executions++;
     bool memory = (res.flags & PROTO_RESULT_RECYCLE) != 0;
-    bool recycle = memory || (w->recycle_after > 0 && w->executions >= w->recycle_after);
-    if (recycle) {
-        w->replaced_for = memory ? METRICS_REPLACED_MEMORY : METRICS_REPLACED_RECYCLE;
-        if (!memory)
-            log_msg(LOG_INFO, "worker %d served %ld executions (--max-requests): replacing it",
-                    (int)pid, w->executions);
+    if (channel_recycle_due(w, res.flags)) {
         /* The worker exits after such an answer; closing the channel makes sure. */
         w->state = W_DYING;
         w->expected_exit = true;
@@ -223,7 +270,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     } else {
         /* Its output read, a worker that waits for GO may start what is behind. */
         if ((res.flags & PROTO_RESULT_OUTPUT) && w->prefetch_used)
-            send_go(w, w->seq_sent);
+            channel_send_u32(w, PROTO_MSG_GO, w->seq_sent);
         w->prefetch_used = false;
         if (w->prefetched) {
             start_running(w, w->prefetched, w->next_seq);
@@ -232,20 +279,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
             w->state = W_IDLE;
         }
     }
-
-    if (res.body_len > pool.config->max_body) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "response body too large: %u bytes, the limit is %zu",
-                 res.body_len, pool.config->max_body);
-        finish_job_error(job, 500, msg, "error", pid);
-    } else {
-        const char *outcome = res.status < 500 ? "ok" : memory ? "memory" : "error";
-        job_answer_t a = {(int)res.status, res.headers.data ? res.headers.data : "",
-                          res.headers.len, (const char *)res.body, res.body_len, outcome, pid,
-                          0};
-        job_answer(job, &a);
-        job_free(job);
-    }
+    channel_answer(job, &res, pid, memory);
     result_free(&res);
     dispatch();
     pool_maintain();
@@ -256,20 +290,22 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
  * goes to pyrt's log, under the last id. -1 when the frame is malformed. */
 static int handle_log(worker_t *w, const proto_frame_t *f)
 {
-    proto_reader_t r;
-    proto_reader_init(&r, f->payload, f->length);
-    uint32_t seq = proto_get_u32(&r);
-    uint32_t stream = proto_get_u32(&r);
-    uint32_t len;
-    const uint8_t *text = proto_get_bytes(&r, &len);
-    if (r.error || r.left != 0 || stream > EXECLOG_ERRORS)
+    proto_text_t frame;
+    if (proto_get_text(f->payload, f->length, &frame) < 0 || frame.stream > EXECLOG_ERRORS)
         return -1;
-    if (w->output_bytes >= OUTPUT_CAP_PER_EXEC)
+    uint32_t seq = frame.seq, stream = frame.stream, len = frame.len;
+    const uint8_t *text = frame.text;
+    job_t *job = w->job && seq == w->seq_running ? w->job : NULL;
+    size_t *bytes = &w->output_bytes;
+    task_t *task = job ? NULL : tasks_find(w, seq);
+    if (task) {
+        job = task->job;
+        bytes = &task->output_bytes;
+    }
+    if (*bytes >= OUTPUT_CAP_PER_EXEC)
         return 0; /* the cap is logged by output.c */
-    w->output_bytes += len;
-    job_t *job = w->job;
-    if (job && w->state == W_BUSY && seq == w->seq_running && job->contract == CONTRACT_V5 &&
-        job->log.id[0]) {
+    *bytes += len;
+    if (job && w->state == W_BUSY && job->contract == CONTRACT_V5 && job->log.id[0]) {
         execlog_line(&job->log, (execlog_stream_t)stream, (const char *)text, len);
         return 0;
     }
@@ -282,15 +318,6 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
     log_output("worker", w->pid, w->last_id[0] ? w->last_id : "-", name, (const char *)text,
                cut);
     return 0;
-}
-
-/* A worker that breaks the protocol goes, and what it ran with it. */
-static void replace_worker(worker_t *w, const char *what)
-{
-    w->replaced_for = METRICS_REPLACED_PROTOCOL;
-    worker_lost_job(w, what);
-    worker_kill(w, what);
-    pool_maintain();
 }
 
 static void handle_frame(worker_t *w, const proto_frame_t *f)
@@ -314,10 +341,14 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
         }
         break;
     case PROTO_MSG_RESULT:
-        if (w->state == W_BUSY && w->job) {
+        if (w->state == W_BUSY) {
             handle_result(w, f);
             return;
         }
+        break;
+    case PROTO_MSG_OUTPUT:
+        if (w->tasks_mode && tasks_output(w, f) == 0)
+            return;
         break;
     case PROTO_MSG_LOG:
         if (w->state != W_SPAWNING && w->state != W_STARTING && handle_log(w, f) == 0)

@@ -28,6 +28,8 @@ typedef struct serve_config {
     const char *log_level;
     const char *log_format;     /* text or json (NULL: text on a terminal, else json) */
     bool no_metrics;            /* --no-metrics: no GET /__metrics */
+    long async_slots;           /* --async-slots: executions of a coroutine main one worker
+                                   runs at once (0 until serve_config_finish decides) */
     long max_requests;          /* --max-requests: replace a worker after about this many
                                    executions (0: never) */
     double drain_delay;         /* SIGTERM: seconds of not-ready serving before closing */

@@ -1,6 +1,6 @@
 /* deadline.c -- a job whose deadline passed (job.c runs the timer): answered with the
- * timeout wherever it is -- queued, prefetched behind a worker, or running, whose
- * worker is then killed and replaced. */
+ * timeout wherever it is -- queued, prefetched behind a worker, running as a task (which
+ * is cancelled: tasks.c), or running alone, whose worker is then killed and replaced. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,6 +88,11 @@ void deadline_passed(job_t *job)
     }
     if (job->worker && job->worker->prefetched == job && !take_back(job, job->worker))
         return;
+    if (job->worker && job->worker->tasks_mode && job->worker->job != job) {
+        tasks_deadline(job->worker, job, msg, secs); /* the worker stays */
+        pool_maintain();
+        return;
+    }
     if (job->queued) {
         queue_remove(&pool.queue, job);
     } else if (job->worker) {

@@ -56,13 +56,21 @@ static job_t *take_back_prefetched(void)
 void dispatch(void)
 {
     worker_t *w;
-    while (pool.queue.length > 0 && (w = idle_worker()) != NULL)
-        channel_send_call(w, queue_pop(&pool.queue), false);
+    /* In order: a job whose function has a coroutine main goes as a task where there is
+     * room (tasks.c), any other to an idle worker. */
+    while (pool.queue.length > 0) {
+        if ((w = tasks_worker_for(pool.queue.head)) != NULL)
+            channel_send_call(w, queue_pop(&pool.queue), CALL_TASK);
+        else if ((w = idle_worker()) != NULL)
+            channel_send_call(w, queue_pop(&pool.queue), CALL_RUN);
+        else
+            break;
+    }
     while ((w = idle_worker()) != NULL) {
         job_t *job = take_back_prefetched();
         if (job == NULL)
             break;
-        channel_send_call(w, job, false);
+        channel_send_call(w, job, CALL_RUN);
     }
     /* Still waiting, and no worker idle: each busy worker gets the next one now, so it
      * goes straight on to it. Large bodies wait in the queue: prefetching saves a
@@ -71,9 +79,9 @@ void dispatch(void)
         /* Not behind a worker's last execution (--max-requests): it goes after that
          * answer, and a CALL it had claimed by then would go with it. */
         bool last = w->recycle_after > 0 && w->executions + 1 >= w->recycle_after;
-        if (w->state == W_BUSY && !w->prefetch_used && w->chan_open && !last &&
-            pool.queue.head->body.len <= PREFETCH_MAX_BODY)
-            channel_send_call(w, queue_pop(&pool.queue), true);
+        if (w->state == W_BUSY && !w->tasks_mode && !w->prefetch_used && w->chan_open &&
+            !last && pool.queue.head->body.len <= PREFETCH_MAX_BODY)
+            channel_send_call(w, queue_pop(&pool.queue), CALL_PREFETCH);
     }
     pool_maintain();
 }

@@ -217,6 +217,10 @@ void metrics_render(buf_t *out, const metrics_gauges_t *g)
               &m.queue_wait);
     gauge(out, "pyrt_executions_in_flight", "Executions running now.", g->in_flight);
     gauge(out, "pyrt_executions_queued", "Executions waiting for a worker.", g->queued);
+    gauge(out, "pyrt_async_slots", "--async-slots of the workers that run tasks (async def "
+          "main side by side).", g->async_slots);
+    gauge(out, "pyrt_async_slots_busy", "Tasks running on those workers.",
+          g->async_slots_busy);
     gauge(out, "pyrt_executions_queued_max", "--max-queue: waiting executions past which "
           "requests are answered 503.", g->max_queue);
     header(out, "pyrt_workers", "gauge", "Worker processes, by state.");

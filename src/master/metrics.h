@@ -41,7 +41,9 @@ typedef enum metrics_replacement {
 /* Read at scrape time from the parts that own them. */
 typedef struct metrics_gauges {
     long workers_busy, workers_idle, workers_total;
-    long in_flight;  /* executions running */
+    long in_flight;  /* executions running, tasks among them */
+    long async_slots; /* --async-slots of the workers that run tasks */
+    long async_slots_busy; /* their tasks running now */
     long queued;     /* waiting for a worker */
     long max_queue;  /* --max-queue */
     long connections;

@@ -8,28 +8,49 @@
 #include "master/execlog.h"
 #include "master/pool_internal.h"
 
+void output_route(worker_t *w, job_t *job, const char *id, const char *stream, size_t *bytes,
+                  bool *cut, const char *text, size_t len)
+{
+    if (*bytes >= OUTPUT_CAP_PER_EXEC) {
+        if (!*cut) {
+            *cut = true;
+            log_msg(LOG_WARN, "req=%s: output cut after %d bytes (the limit per execution)", id,
+                    OUTPUT_CAP_PER_EXEC);
+        }
+        return;
+    }
+    *bytes += len;
+    if (job && job->contract == CONTRACT_V5 && job->log.id[0]) {
+        execlog_native(&job->log, text, len); /* v5: the execution's own log file */
+        return;
+    }
+    if (pool.output_sink) {
+        pool.output_sink(stream, text, len);
+        return;
+    }
+    log_output("worker", w->pid, id, stream, text, len);
+}
+
+/* A line from the pipes: the running execution's. A worker that runs tasks sends what
+ * they print through sys.stdout/stderr as OUTPUT frames (tasks.c); what reaches its
+ * pipes (C code, children, threads of the module) is the execution's while it runs
+ * alone, else it cannot be told apart, and says so. */
 static void emit(void *ctx, const char *text, size_t len)
 {
     output_t *o = ctx;
     worker_t *w = o->worker;
-    if (w->output_bytes >= OUTPUT_CAP_PER_EXEC) {
-        if (!w->output_cut) {
-            w->output_cut = true;
-            log_msg(LOG_WARN, "req=%s: output cut after %d bytes (the limit per execution)",
-                    w->last_id[0] ? w->last_id : "-", OUTPUT_CAP_PER_EXEC);
-        }
+    task_t *t = w->tasks_mode ? tasks_sole(w) : NULL;
+    if (t) {
+        output_route(w, t->job, t->id, o->name, &t->output_bytes, &t->output_cut, text, len);
         return;
     }
-    w->output_bytes += len;
-    if (w->job && w->job->contract == CONTRACT_V5 && w->job->log.id[0]) {
-        execlog_native(&w->job->log, text, len); /* v5: the execution's own log file */
+    if (w->tasks_mode && w->task_count > 0) { /* capped per worker, until it falls idle */
+        output_route(w, NULL, "unattributed", o->name, &w->output_bytes, &w->output_cut, text,
+                     len);
         return;
     }
-    if (pool.output_sink) {
-        pool.output_sink(o->name, text, len);
-        return;
-    }
-    log_output("worker", w->pid, w->last_id[0] ? w->last_id : "-", o->name, text, len);
+    output_route(w, w->job, w->last_id[0] ? w->last_id : "-", o->name, &w->output_bytes,
+                 &w->output_cut, text, len);
 }
 
 /* Bytes held back by on_output go first: they were read before anything later. */

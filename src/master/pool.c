@@ -78,10 +78,12 @@ worker_t *worker_new(unsigned id, int chan_fd, int out_fd, int err_fd, gate_t *g
     /* Both inits return 0 on Unix: they only fill the handle. */
     (void)uv_timer_init(pool.loop, &w->timer);
     w->timer.data = w;
+    (void)uv_timer_init(pool.loop, &w->cancel_timer);
+    w->cancel_timer.data = w;
     (void)uv_pipe_init(pool.loop, &w->chan, 0);
     w->chan.data = w;
     w->chan_open = true;
-    w->open_handles = 4; /* channel, timer, stdout, stderr: each closes through uv_close */
+    w->open_handles = 5; /* channel, two timers, stdout, stderr: each closes via uv_close */
     int chan_rc = uv_pipe_open(&w->chan, chan_fd);
     if (chan_rc != 0)
         (void)close(chan_fd); /* not the handle's: libuv took it only on success */
@@ -104,6 +106,7 @@ static void worker_free(worker_t *w)
     if (w->next)
         w->next->prev = w->prev;
     proto_decoder_free(&w->dec);
+    free(w->tasks);
     if (w->gate)
         (void)munmap((void *)w->gate, GATE_SIZE);
     free(w);
@@ -127,9 +130,12 @@ static void on_timer_closed(uv_handle_t *handle)
 void worker_release(worker_t *w)
 {
     channel_close(w);
-    if (!uv_is_closing((uv_handle_t *)&w->timer)) {
-        (void)uv_timer_stop(&w->timer); /* always 0 */
-        uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+    uv_timer_t *timers[] = {&w->timer, &w->cancel_timer};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        if (uv_is_closing((uv_handle_t *)timers[i]))
+            continue;
+        (void)uv_timer_stop(timers[i]); /* always 0 */
+        uv_close((uv_handle_t *)timers[i], on_timer_closed);
     }
 }
 
@@ -149,6 +155,7 @@ void worker_kill(worker_t *w, const char *reason)
 void worker_lost_job(worker_t *w, const char *what)
 {
     requeue_prefetched(w, what);
+    tasks_lost(w, what);
     job_t *job = w->job;
     if (job == NULL)
         return;
@@ -383,10 +390,16 @@ void pool_submit(job_t *job)
         finish_job_error(job, 500, storm, "crash", 0);
         return;
     }
-    worker_t *w = idle_worker();
-    if (w && pool.queue.length == 0) {
-        channel_send_call(w, job, false);
-        return;
+    if (pool.queue.length == 0) {
+        worker_t *w = tasks_worker_for(job);
+        if (w) {
+            channel_send_call(w, job, CALL_TASK);
+            return;
+        }
+        if ((w = idle_worker()) != NULL) {
+            channel_send_call(w, job, CALL_RUN);
+            return;
+        }
     }
     /* The zygote keeps dying before it is ready: say why now, not at the deadline. */
     if (live_workers() == 0 && !pool.zygote.ready && pool.zygote.failures >= 2) {
@@ -419,8 +432,11 @@ void pool_stats(metrics_gauges_t *g)
         g->workers_total++;
         g->workers_busy += w->state == W_BUSY;
         g->workers_idle += w->state == W_IDLE;
+        g->in_flight += w->job != NULL;
+        g->async_slots_busy += tasks_running(w);
+        g->in_flight += tasks_running(w);
+        g->async_slots += w->tasks_mode ? pool.config->async_slots : 0;
     }
-    g->in_flight = g->workers_busy;
     g->queued = (long)waiting();
     g->max_queue = pool.config->max_queue;
 }
@@ -475,7 +491,8 @@ bool pool_can_take_work(void)
     if (pool.shutting_down)
         return false;
     for (worker_t *w = pool.workers; w; w = w->next)
-        if (w->state == W_IDLE)
+        if (w->state == W_IDLE || (w->tasks_mode && w->job == NULL && !w->draining &&
+                                   w->task_count < (unsigned)pool.config->async_slots))
             return true;
     return waiting() < (size_t)pool.config->max_queue; /* it would wait, not get 503 */
 }

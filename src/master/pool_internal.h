@@ -10,7 +10,8 @@
  *   lines.c     a byte stream cut into lines of bounded length (pure)
  *   dispatch.c  which worker runs which job: dispatch, prefetch, take-back
  *   deadline.c  a job whose deadline passed: queued, prefetched or running
- *   backoff.c   restart storms and the back-off between worker starts (pure) */
+ *   backoff.c   restart storms and the back-off between worker starts (pure)
+ *   tasks.c     --async-slots: executions side by side on a worker's event loop */
 #ifndef PYRT_POOL_INTERNAL_H
 #define PYRT_POOL_INTERNAL_H
 
@@ -48,6 +49,8 @@
 #define CALL_TIMEOUT_MS_MAX 4000000000u   /* a CALL's u32 timeout field */
 #define RESULT_HEADERS_MAX 1000
 #define RESULT_HEADER_NAME_MAX 256
+#define TASK_CANCEL_GRACE_MS 1000 /* a cancelled task's RESULT must come within this */
+#define ASYNC_TARGETS 64          /* functions remembered as having a coroutine main */
 
 /* In the master's child before it execs the zygote. */
 #define ZYGOTE_EXEC_EXIT_FD 126   /* the control socket could not become its fd */
@@ -130,6 +133,16 @@ void result_free(result_t *r);
 
 /* ------------------------------------------------------------ the worker ---- */
 
+/* An execution running as a task beside others on a worker's event loop (tasks.c). */
+typedef struct task {
+    job_t *job; /* the pool's; NULL once answered at its deadline (its RESULT awaited) */
+    uint32_t seq;
+    uint64_t cancel_by;          /* uv_now() by which a cancelled task must have ended */
+    size_t output_bytes;         /* against OUTPUT_CAP_PER_EXEC */
+    bool output_cut;
+    char id[REQID_MAX + 1];      /* its request id, kept after the job is answered */
+} task_t;
+
 enum worker_state {
     W_SPAWNING, /* SPAWN sent, the zygote has not said the pid yet */
     W_STARTING, /* forked, READY not received */
@@ -178,6 +191,12 @@ struct worker {
     metrics_replacement_t replaced_for; /* why its replacement is counted (default: crash) */
     long executions;         /* RESULTs it sent */
     long recycle_after;      /* --max-requests with its jitter; 0: never */
+    bool tasks_mode;         /* it took a CALL flagged TASK: it runs tasks from now on */
+    task_t *tasks;           /* --async-slots of them once in tasks mode; worker_free frees */
+    unsigned task_count;     /* running, or cancelled and not yet ended */
+    unsigned cancels_pending; /* cancelled tasks whose RESULT has not come */
+    bool draining;           /* to be replaced: takes no more tasks, goes when they end */
+    uv_timer_t cancel_timer; /* the grace of cancelled tasks (TASK_CANCEL_GRACE_MS) */
     worker_t *prev, *next;   /* pool.workers */
 };
 
@@ -218,6 +237,10 @@ typedef struct pool_state {
     } unclaimed[UNCLAIMED_MAX]; /* exits reaped before their SPAWNED came (a ring) */
     unsigned unclaimed_next;
     bool orphans_pending; /* kill_orphans() waits for a spawning worker's pid */
+    char async_targets[ASYNC_TARGETS][JOB_TARGET_MAX]; /* functions seen with a coroutine
+                                                          main (a ring; "" is v5's one) */
+    bool async_target_used[ASYNC_TARGETS];
+    unsigned async_target_next;
     char io_chunk[READ_CHUNK]; /* one read at a time: every read lands here */
 } pool_state_t;
 
@@ -239,7 +262,8 @@ void worker_release(worker_t *w);
 void worker_kill(worker_t *w, const char *reason);
 void worker_exited(worker_t *w, int status);
 
-/* The worker's job (and a prefetched one) cannot be answered by it: each gets `what`. */
+/* The worker's executions (its job, a prefetched one, its tasks) cannot be answered by
+ * it: each gets `what`. */
 void worker_lost_job(worker_t *w, const char *what);
 
 /* "worker exited with status 75 (memory limit setup failed)": `who` and what its wait
@@ -281,8 +305,25 @@ void channel_close(worker_t *w);
 /* Frames already in the channel, read and handled now. */
 void channel_drain(worker_t *w);
 
-/* Sends the job to the worker: to run now, or prefetched behind its execution. */
-void channel_send_call(worker_t *w, job_t *job, bool prefetched);
+typedef enum call_kind {
+    CALL_RUN,      /* the worker's one execution, now */
+    CALL_PREFETCH, /* behind the one it runs (gate.h) */
+    CALL_TASK,     /* beside the others on its event loop (tasks.c) */
+} call_kind_t;
+
+/* Sends the job to the worker. */
+void channel_send_call(worker_t *w, job_t *job, call_kind_t kind);
+
+/* A frame of one u32 (GO, CANCEL) to the worker. */
+void channel_send_u32(worker_t *w, uint32_t type, uint32_t value);
+
+/* The client's answer from a checked RESULT (the body limit checked here), and the job
+ * freed. `memory`: the worker hit --max-memory (the outcome says so). */
+void channel_answer(job_t *job, const result_t *res, pid_t pid, bool memory);
+
+/* After an answer: does the worker go (it hit --max-memory: `res_flags` says, or
+ * --max-requests)? Counts the execution and sets what its replacement is counted as. */
+bool channel_recycle_due(worker_t *w, uint32_t res_flags);
 
 /* Reads what is already in a stream's fd, without waiting, handing each chunk to feed:
  * the reads libuv would do on the next turn, done now because order matters (output
@@ -312,6 +353,49 @@ void output_flush(output_t *o);
  * file in v5), while w->job is still set. */
 void output_end_execution(worker_t *w, bool drain);
 void output_close(output_t *o);
+
+/* One line an execution wrote, where it goes: its v5 log file, `pyrt run`'s sink, or
+ * the log under `id`. `bytes` and `cut` are the execution's, against
+ * OUTPUT_CAP_PER_EXEC. `job` may be NULL (the execution was answered already). */
+void output_route(worker_t *w, job_t *job, const char *id, const char *stream, size_t *bytes,
+                  bool *cut, const char *text, size_t len);
+
+/* --------------------------------------------------------------- tasks.c ---- */
+
+/* The worker that takes `job` as a task now, or NULL: its function is not known to
+ * have a coroutine main, --async-slots is 1, or every worker is full or exclusive. */
+worker_t *tasks_worker_for(const job_t *job);
+
+/* The job just went out as task `seq` (channel_send_call). */
+void tasks_add(worker_t *w, job_t *job, uint32_t seq);
+
+/* The task `seq` of the worker, or NULL. */
+task_t *tasks_find(worker_t *w, uint32_t seq);
+
+/* A checked RESULT for task `t`: the answer, or a cancelled task's end. */
+void tasks_result(worker_t *w, task_t *t, const result_t *res);
+
+/* A task's deadline passed: the client gets the timeout now, the task a CANCEL. */
+void tasks_deadline(worker_t *w, job_t *job, const char *message, const char *secs);
+
+/* The worker is gone: each task's client gets `what`. */
+void tasks_lost(worker_t *w, const char *what);
+
+/* An OUTPUT frame (whole lines a task printed). -1 when it is malformed. */
+int tasks_output(worker_t *w, const proto_frame_t *f);
+
+/* What the worker's functions are: learned from each RESULT's ASYNC flag. */
+void tasks_learn(const char *target, bool async);
+
+/* The worker's one task, when it runs one and nothing else (its output on the pipes
+ * is then that execution's), else NULL. */
+task_t *tasks_sole(worker_t *w);
+
+/* The job's task, or NULL (not a task of this worker). */
+task_t *tasks_of_job(worker_t *w, const job_t *job);
+
+/* Executions running on tasks (answered ones not counted), for the gauges. */
+long tasks_running(const worker_t *w);
 
 /* --------------------------------------------------------------- spawn.c ---- */
 

@@ -24,11 +24,18 @@
 #include <stdint.h>
 
 #define GATE_SIZE 4096
-#define GATE_SLOTS (GATE_SIZE / sizeof(uint64_t))
+#define GATE_SLOTS (GATE_SIZE / sizeof(uint64_t) - 1)
 
+/* `running`: the seq of the task whose code runs on a worker's event loop now (0:
+ * none), written by the worker around each step of a task (--async-slots). When the
+ * loop stops turning, it names the execution that blocked it -- as the worker says:
+ * the master uses it only to word the answers of that worker's own executions. */
 typedef struct gate {
     _Atomic uint64_t slot[GATE_SLOTS];
+    _Atomic uint64_t running;
 } gate_t;
+
+_Static_assert(sizeof(gate_t) == GATE_SIZE, "the gate is one page");
 
 enum { GATE_PENDING = 0, GATE_RUNNING = 1, GATE_TAKEN_BACK = 2 };
 

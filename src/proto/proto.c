@@ -148,3 +148,23 @@ void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const 
     proto_put_u32(b, count);
     buf_append(b, pairs->data ? pairs->data : "", pairs->len);
 }
+
+void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream,
+                          const void *text, size_t len)
+{
+    size_t start = proto_frame_begin(b, type);
+    proto_put_u32(b, seq);
+    proto_put_u32(b, stream);
+    proto_put_bytes(b, text, len);
+    proto_frame_end(b, start, 0);
+}
+
+int proto_get_text(const void *payload, size_t len, proto_text_t *out)
+{
+    proto_reader_t r;
+    proto_reader_init(&r, payload, len);
+    out->seq = proto_get_u32(&r);
+    out->stream = proto_get_u32(&r);
+    out->text = proto_get_bytes(&r, &out->len);
+    return r.error || r.left != 0 ? -1 : 0;
+}

@@ -22,6 +22,9 @@
  *   GO            master -> worker   u32 seq: a prefetched CALL may start (below)
  *   LOG           worker -> master   u32 seq, u32 stream (0 logs, 1 errors), bytes text:
  *                                    one context.log / context.error line (v5)
+ *   CANCEL        master -> worker   u32 seq: a task's deadline passed (below)
+ *   OUTPUT        worker -> master   u32 seq, u32 stream (0 stdout, 1 stderr), bytes text:
+ *                                    whole lines a task printed (below)
  *
  * A CALL flagged HTTP (v5) carries the request's head between the flags and the body:
  * bytes method, bytes target (path and query), u32 header count, then (bytes name,
@@ -32,6 +35,15 @@
  * the master took back. After a RESULT flagged OUTPUT, the master reads the output pipes
  * before anything the next execution writes may land there: so a worker that sent such
  * a RESULT runs a PREFETCHED CALL only after the master's GO for it.
+ *
+ * Tasks (--async-slots): a CALL flagged TASK may run beside others on the worker's one
+ * event loop. The first such CALL switches the worker to that loop for good; from then
+ * on the master may send it more TASK CALLs before the earlier ones answered, never a
+ * PREFETCHED one. What a task prints through sys.stdout/stderr comes as OUTPUT frames
+ * with its seq (the pipes cannot say whose a line is); its RESULT is flagged ASYNC when
+ * its main was a coroutine function, which is how the master learns that a function's
+ * executions may share a worker. At a task's deadline the master answers the client
+ * itself and sends CANCEL; the task's RESULT, whatever it says, confirms it ended.
  *
  * The master never trusts what a worker sends (user code can write to the channel):
  * every length is checked against what is left, and the caller validates values. */
@@ -54,15 +66,23 @@ enum proto_msg {
     PROTO_MSG_RESULT = 6,
     PROTO_MSG_GO = 7,
     PROTO_MSG_LOG = 8,
+    PROTO_MSG_CANCEL = 9,
+    PROTO_MSG_OUTPUT = 10,
 };
 
 /* CALL flags. */
 #define PROTO_CALL_PREFETCHED 0x1u /* sent before the worker's previous RESULT was read */
 #define PROTO_CALL_HTTP 0x2u       /* the request's head comes before the body (v5) */
+#define PROTO_CALL_TASK 0x4u       /* run it as a task on the worker's event loop */
 
 /* RESULT flags. */
 #define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */
 #define PROTO_RESULT_OUTPUT 0x2u  /* sys.stdout/stderr were written: read the pipes first */
+#define PROTO_RESULT_ASYNC 0x4u   /* main was a coroutine function: its kind may share */
+
+/* OUTPUT streams. */
+#define PROTO_OUTPUT_STDOUT 0u
+#define PROTO_OUTPUT_STDERR 1u
 
 void proto_header_encode(uint8_t out[PROTO_HEADER_SIZE], uint32_t type, uint32_t length);
 void proto_header_decode(const uint8_t in[PROTO_HEADER_SIZE], uint32_t *type, uint32_t *length);
@@ -80,6 +100,11 @@ void proto_put_bytes(buf_t *b, const void *data, size_t len);
 void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const char *target,
                          size_t target_len, uint32_t count, const buf_t *pairs);
 
+/* LOG and OUTPUT frames share one layout: u32 seq, u32 stream, bytes text. The whole
+ * frame, appended to `b`. */
+void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream,
+                          const void *text, size_t len);
+
 /* Reading a payload. Every getter fails (returns 0 / NULL and sets `error`) once the
  * payload is short; check `error` once at the end. */
 typedef struct proto_reader {
@@ -92,6 +117,16 @@ void proto_reader_init(proto_reader_t *r, const void *payload, size_t len);
 uint32_t proto_get_u32(proto_reader_t *r);
 const uint8_t *proto_get_bytes(proto_reader_t *r, uint32_t *len);
 const uint8_t *proto_get_rest(proto_reader_t *r, size_t *len);
+
+/* A LOG or OUTPUT payload: 0, or -1 when it is short or has bytes left over. `text`
+ * points into the payload. The caller checks `stream`. */
+typedef struct proto_text {
+    uint32_t seq;
+    uint32_t stream;
+    const uint8_t *text;
+    uint32_t len;
+} proto_text_t;
+int proto_get_text(const void *payload, size_t len, proto_text_t *out);
 
 /* Streaming: bytes come in as they arrive; whole frames come out. */
 typedef struct proto_decoder {

@@ -4,6 +4,7 @@
 #ifndef PYRT_WORKER_H
 #define PYRT_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proto/gate.h"
@@ -22,6 +23,12 @@ void worker_limit_body(size_t bytes);
 /* The built-in module `_pyrt_worker` (its log() sends context.log lines to the
  * master), registered with Python before it starts (pyembed.c). */
 struct _object *worker_module_init(void);
+
+/* A worker that starts tasks (--async-slots): its memory cap is for all of them at once
+ * (soft = hard), and after each answer it asks whether it still has room for another
+ * execution's allowance. */
+void worker_limit_tasks(void);
+bool worker_memory_short(void);
 
 /* Runs on the channel fd, with the GIL held on entry; never returns. `gate` is the
  * page shared with the master (proto/gate.h). */

@@ -248,6 +248,30 @@ static void test_reader_get_rest(void **state)
 
 /* ---- streaming decoder ---- */
 
+/* LOG and OUTPUT: one layout, written and read back; short or padded is refused. */
+static void test_text_frame_roundtrip(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    proto_put_text_frame(&b, PROTO_MSG_OUTPUT, 7, 1, "a line\n", 7);
+    uint32_t type, length;
+    proto_header_decode((const uint8_t *)b.data, &type, &length);
+    assert_int_equal(type, PROTO_MSG_OUTPUT);
+    assert_int_equal(length, b.len - PROTO_HEADER_SIZE);
+    proto_text_t t;
+    const char *payload = b.data + PROTO_HEADER_SIZE;
+    assert_int_equal(proto_get_text(payload, length, &t), 0);
+    assert_int_equal(t.seq, 7);
+    assert_int_equal(t.stream, 1);
+    assert_int_equal(t.len, 7);
+    assert_memory_equal(t.text, "a line\n", 7);
+    assert_int_equal(proto_get_text(payload, length - 1, &t), -1); /* short */
+    buf_append(&b, "x", 1); /* may move the data */
+    payload = b.data + PROTO_HEADER_SIZE;
+    assert_int_equal(proto_get_text(payload, length + 1, &t), -1); /* a byte left over */
+    buf_free(&b);
+}
+
 static void build_frame(buf_t *b, uint32_t type, const char *payload)
 {
     size_t start = proto_frame_begin(b, type);
@@ -432,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_frame_end_counts_extra),
         cmocka_unit_test(test_frame_begin_after_existing_data),
         cmocka_unit_test(test_reader_roundtrip_result),
+        cmocka_unit_test(test_text_frame_roundtrip),
         cmocka_unit_test(test_reader_short_u32_sets_error),
         cmocka_unit_test(test_reader_bytes_length_past_end),
         cmocka_unit_test(test_reader_huge_length_rejected),

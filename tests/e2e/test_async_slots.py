@@ -1,0 +1,284 @@
+"""--async-slots: executions of an `async def main` side by side on one worker's event
+loop, each still stopped at its own deadline, its output still its own.
+
+The function (functions/async_tasks) awaits `s` seconds; what it prints and logs is
+marked with `m`. The first execution of a function runs alone (pyrt learns from its
+answer that main is a coroutine function); the tests warm each worker up first.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from conftest import get, wait_until
+from contract_helpers import (Answer, ContractFactory, ContractServer,  # noqa: F401
+                              contract_factory, contract_module_factory, v5_env)
+
+WORKERS = 2
+SLOTS = 32
+KEY = "async-slots-test-key"
+
+
+def serve(factory: ContractFactory, *args: str, contract: str = "v5",
+          **kwargs: Any) -> ContractServer:
+    """A server on functions/async_tasks with these options."""
+    if contract == "v5":
+        env = v5_env(**kwargs.pop("env", {}))
+    else:
+        env = {"INTERNAL_RUNTIME_KEY": KEY}
+        kwargs["logs"] = False
+    return factory("async_tasks", contract=contract, env=env, args=list(args), **kwargs)
+
+
+def query(**args: Any) -> str:
+    return "/?" + urllib.parse.urlencode(args)
+
+
+def run_many(server: ContractServer, paths: list[str], timeout_header: Optional[str] = None,
+             timeout: float = 30.0) -> list[Answer]:
+    """Every path at once, each on its own connection; the answers in order."""
+    with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+        futures = [pool.submit(server.execute, method="GET", path=p,
+                               timeout_header=timeout_header, timeout=timeout)
+                   for p in paths]
+        return [f.result() for f in futures]
+
+
+def warm(server: ContractServer) -> set[int]:
+    """Enough requests that every worker has run the function and taken tasks: the
+    pids that answered."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(pids) < WORKERS and time.monotonic() < deadline:
+        for a in run_many(server, [query(s=0.05)] * 8):
+            assert a.status == 200, a
+            pids.add(json.loads(a.body)["pid"])
+    assert len(pids) == WORKERS, pids
+    return pids
+
+
+@pytest.fixture(scope="module")
+def v5(contract_module_factory: ContractFactory) -> ContractServer:
+    server = serve(contract_module_factory, "--workers", str(WORKERS), "--async-slots", str(SLOTS))
+    warm(server)
+    return server
+
+
+def test_64_concurrent_awaits_on_2_workers_take_about_one_await(v5: ContractServer) -> None:
+    start = time.monotonic()
+    answers = run_many(v5, [query(s=0.2, m=f"c{i}") for i in range(64)])
+    elapsed = time.monotonic() - start
+    assert [a.status for a in answers] == [200] * 64
+    assert [json.loads(a.body)["m"] for a in answers] == [f"c{i}" for i in range(64)]
+    # One at a time per worker, that would be 64 * 0.2 / 2 = 6.4 s.
+    assert elapsed < 2.0, f"64 executions of a 0.2 s await took {elapsed:.2f} s"
+
+
+def test_an_overrun_task_gets_the_timeout_and_the_others_finish(v5: ContractServer) -> None:
+    before = warm(v5)
+    with concurrent.futures.ThreadPoolExecutor(33) as pool:
+        others = [pool.submit(v5.execute, method="GET", path=query(s=0.5, m=f"o{i}"))
+                  for i in range(32)]
+        late = pool.submit(v5.execute, method="GET", path=query(s=10, m="late"),
+                           timeout_header="1")
+        late_answer = late.result()
+        answers = [f.result() for f in others]
+    assert late_answer.status == 500 and late_answer.body == b"", late_answer
+    assert late_answer.seconds < 2.5, late_answer.seconds
+    assert "Execution timed out." in (v5.errors(late_answer) or "")
+    # It was cancelled, not killed: main saw CancelledError (what it printed then, after
+    # its answer and log files were complete, is in pyrt's log under its id), and no
+    # worker was replaced.
+    req_id = late_answer.header("x-request-id")
+    assert wait_until(lambda: f"req={req_id} stdout: cancelled late" in v5.log_text(), 5)
+    assert [a.status for a in answers] == [200] * 32
+    assert warm(v5) == before
+
+
+def request_id_of(server: ContractServer, path_pattern: str) -> str:
+    """The request id of the one request whose path matches, from its access line."""
+    ids = [m.group(1) for m in re.finditer(r"access req=(\S+) method=\S+ path=(\S+)",
+                                           server.log_text())
+           if re.search(path_pattern, m.group(2))]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def test_a_task_blocking_the_loop_costs_its_worker_and_names_itself(
+        contract_factory: ContractFactory) -> None:
+    server = serve(contract_factory, "--workers", str(WORKERS), "--async-slots", str(SLOTS))
+    warm(server)
+    with concurrent.futures.ThreadPoolExecutor(41) as pool:
+        others = [pool.submit(server.execute, method="GET", path=query(s=1.5, m=f"b{i}"))
+                  for i in range(40)]
+        time.sleep(0.3)  # the others are on both workers' loops now
+        blocker = pool.submit(server.execute, method="GET", path=query(block=100, m="blk"),
+                              timeout_header="1")
+        blocked = blocker.result()
+        answers = [f.result() for f in others]
+    assert blocked.status == 500 and "Execution timed out." in (server.errors(blocked) or "")
+    # The deadline (1 s) and the grace for the cancel (1 s), with slack.
+    assert blocked.seconds < 3.0, blocked.seconds
+    failed = [a for a in answers if a.status != 200]
+    assert all(a.status == 500 and a.body == b"" for a in failed), failed
+    # Those on the blocked worker: each error log names the execution that blocked it.
+    assert failed, "no execution shared the blocked worker"
+    assert len(failed) < len(answers), "no execution ran on the other worker"
+    req_id = request_id_of(server, r"block=100")
+    for a in failed:
+        assert a.seconds < 6.0
+        errors = server.errors(a) or ""
+        assert f"execution {req_id} blocked the worker's event loop" in errors, errors
+    # The server goes on: a replacement joins, and every worker takes tasks again.
+    assert len(warm(server)) == WORKERS
+    after = run_many(server, [query(s=0.1)] * 16)
+    assert [a.status for a in after] == [200] * 16
+
+
+def test_prints_and_logs_of_50_concurrent_tasks_each_land_in_their_own_files(
+        v5: ContractServer) -> None:
+    answers = run_many(v5, [query(s=0.3, m=f"mark{i:02d}") for i in range(50)])
+    assert [a.status for a in answers] == [200] * 50
+    for i, a in enumerate(answers):
+        logs = v5.logs(a) or ""
+        mine = f"mark{i:02d}"
+        found = set(re.findall(r"mark\d\d", logs))
+        assert found == {mine}, (mine, logs)
+        for line in (f"before {mine}", f"after {mine}", f"log-before {mine}",
+                     f"log-after {mine}"):
+            assert line in logs, (line, logs)
+
+
+class EchoServer:
+    """A line echo server on loopback that counts its connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopped = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self.echo, args=(conn,), daemon=True).start()
+
+    def echo(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                conn.sendall(line)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.stop()
+
+
+def test_a_module_level_connection_serves_every_execution_and_task(
+        contract_factory: ContractFactory, echo_server: EchoServer) -> None:
+    server = serve(contract_factory, "--workers", "1", "--async-slots", "16")
+    # The first execution runs alone (one at a time), the rest as tasks: one loop.
+    first = server.execute(method="GET", path=query(m="first", echo_port=echo_server.port))
+    assert first.status == 200 and json.loads(first.body)["echo"] == "first"
+    answers = run_many(server, [query(m=f"e{i}", s=0.05, echo_port=echo_server.port)
+                                for i in range(30)])
+    assert [json.loads(a.body)["echo"] for a in answers] == [f"e{i}" for i in range(30)]
+    assert echo_server.connections == 1
+
+
+def test_sync_functions_keep_one_execution_per_worker(
+        contract_factory: ContractFactory) -> None:
+    server = serve(
+        contract_factory, "--workers", "1", "--async-slots", "16",
+        files={"sync.py": "import time, os\n\n"
+                          "def main(context):\n"
+                          "    time.sleep(0.3)\n"
+                          "    return context.res.json({'pid': os.getpid()})\n"},
+        env={"OPEN_RUNTIMES_ENTRYPOINT": "sync.py"})
+    start = time.monotonic()
+    answers = run_many(server, [query()] * 4)
+    elapsed = time.monotonic() - start
+    assert [a.status for a in answers] == [200] * 4
+    assert elapsed >= 1.15, f"4 sync executions on one worker overlapped ({elapsed:.2f} s)"
+
+
+def test_a_crash_answers_every_task_on_that_worker(contract_factory: ContractFactory) -> None:
+    server = serve(contract_factory, "--workers", "1", "--async-slots", "16")
+    warm_one = server.execute(method="GET", path=query(s=0.01))
+    assert warm_one.status == 200
+    with concurrent.futures.ThreadPoolExecutor(11) as pool:
+        others = [pool.submit(server.execute, method="GET", path=query(s=3, m=f"k{i}"))
+                  for i in range(10)]
+        time.sleep(0.3)
+        crash = pool.submit(server.execute, method="GET", path=query(crash=1))
+        answers = [f.result() for f in others] + [crash.result()]
+    assert [a.status for a in answers] == [500] * 11
+    assert all(a.seconds < 2.5 for a in answers), [a.seconds for a in answers]
+    assert "exited with status 3" in (server.errors(answers[0]) or "")
+    again = server.execute(method="GET", path=query(s=0.01))
+    assert again.status == 200
+
+
+def test_metrics_count_slots_and_busy_tasks(v5: ContractServer) -> None:
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(v5.execute, method="GET", path=query(s=1)) for _ in range(20)]
+        time.sleep(0.4)
+        status, _, body = get(v5.port, "/__metrics")
+        for f in futures:
+            assert f.result().status == 200
+    assert status == 200
+    text = body.decode()
+    assert f"pyrt_async_slots {WORKERS * SLOTS}" in text, text
+    busy = int(re.search(r"^pyrt_async_slots_busy (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert busy >= 10, text
+
+
+@pytest.mark.parametrize("contract", ["seed", "v2"])
+def test_the_other_contracts_run_tasks_too(contract_factory: ContractFactory,
+                                           contract: str) -> None:
+    server = serve(contract_factory, "--workers", "1", "--async-slots", "32",
+                   "--entrypoint", "seed.py", contract=contract)
+    def call(args: dict[str, Any]) -> Answer:
+        if contract == "v2":
+            body = json.dumps({"payload": json.dumps(args)})
+        else:
+            body = json.dumps({"payload": args})
+        return server.execute(body=body, secret=None, headers={
+            "content-type": "application/json", "x-internal-challenge": KEY})
+    first = call({"s": 0.01})
+    assert first.status == 200, first
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(call, [{"s": 0.3, "m": f"p{i}"} for i in range(24)]))
+    elapsed = time.monotonic() - start
+    assert [a.status for a in answers] == [200] * 24, answers[:2]
+    assert elapsed < 3.0, elapsed  # one at a time: 7.2 s
+    if contract == "v2":
+        # Each envelope's stdout is its own execution's prints, and only those.
+        for i, a in enumerate(answers):
+            envelope = json.loads(a.body)
+            assert envelope["stdout"] == (f"before p{i}\nlog-before p{i}\n"
+                                          f"after p{i}\nlog-after p{i}\n"), envelope
