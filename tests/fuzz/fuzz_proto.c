@@ -2,7 +2,7 @@
  *
  * Fuzzes what the master reads from a worker (or the zygote): the frame decoder of
  * proto/proto.c fed in chunks, the reader over each frame's payload the way channel.c
- * and spawn.c read READY, RESULT (result_parse), LOG and SPAWNED, and a gate slot
+ * and spawn.c read READY, RESULT (result_parse), LOG, OUTPUT and SPAWNED, and a gate slot
  * (proto/gate.h) that user code may have scribbled on. Asserts: frames come out the same
  * whatever the chunks (type, length, payload), and only whole frames within the size
  * limit; -1 exactly when the next header announces more than the limit; every reader
@@ -37,6 +37,13 @@ static void read_payload(const proto_frame_t *f)
         (void)proto_get_u32(&r);
         break;
     case PROTO_MSG_LOG:
+    case PROTO_MSG_OUTPUT: {
+        proto_text_t t;
+        if (proto_get_text(f->payload, f->length, &t) == 0)
+            FUZZ_CHECK(t.text >= f->payload && t.len == (size_t)(end - t.text),
+                       "text is not the rest of the payload");
+        return;
+    }
     case PROTO_MSG_SPAWNED: {
         (void)proto_get_u32(&r);
         (void)proto_get_u32(&r);
