@@ -1,6 +1,7 @@
 /* http.c -- the master's client connections (see http.h). */
 #include "master/http.h"
 #include "master/http_internal.h"
+#include "master/admit.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -194,31 +195,25 @@ static void after_message(conn_t *c)
         conn_respond_error(c, 405, msg, false, "rejected");
         return;
     }
-    bool has_timeout = false;
-    double timeout = 0;
+    admit_t admit;
     if (http.config->contract == CONTRACT_V5) {
-        has_timeout = r->has_timeout_header &&
-                      parse_timeout_header(&r->timeout_header, &timeout) == 0;
+        double timeout = 0;
+        bool has_timeout = r->has_timeout_header &&
+                           parse_timeout_header(&r->timeout_header, &timeout) == 0;
+        admit_v5(http.config, has_timeout, timeout, &admit);
     } else {
-        if (r->body_bytes == 0) {
-            conn_respond_exec_error(c, 500, "no data received");
-            return;
-        }
-        const char *error = NULL;
-        if (body_check_finish(r->check, &has_timeout, &timeout, &error) < 0) {
-            conn_respond_exec_error(c, 400, error);
-            return;
-        }
-        if (http.config->contract == CONTRACT_V2)
-            has_timeout = false; /* v2 bodies carry no timeout: the executor keeps time */
+        admit_json(http.config, r->check, r->body_bytes, &admit);
     }
-    timeout = job_timeout(has_timeout, timeout, http.config);
+    if (admit.status != 0) {
+        conn_respond_exec_error(c, admit.status, admit.message);
+        return;
+    }
 
-    job_t *job = job_new(http.loop, http.config->contract, c, answer_job, r->id, timeout);
+    job_t *job = job_new(http.loop, http.config->contract, c, answer_job, r->id, admit.timeout);
     if (http.config->contract == CONTRACT_V5)
         prepare_v5_job(c, job);
     else
-        body_check_target(r->check, job->target, sizeof(job->target));
+        memcpy(job->target, admit.target, sizeof(job->target));
     job->body = r->body; /* moves: the job owns the bytes now */
     buf_init(&r->body);
     c->job = job;
