@@ -1,4 +1,5 @@
-/* http.c -- the master's client connections (see http.h). */
+/* http.c -- what a client connection reads and what the master decides on a request: reading,
+ * the request line, the parser's pauses, framing, the key, limits, the job (see http.h). */
 #include "master/http.h"
 #include "master/http_internal.h"
 #include "master/admit.h"
@@ -26,18 +27,7 @@
 http_t http;
 static char read_chunk[READ_CHUNK];
 
-static void read_start(conn_t *c);
 static size_t parse_input(conn_t *c, const char *data, size_t len);
-
-/* ---------------------------------------------------------------- timers ---- */
-
-static void on_timer(uv_timer_t *timer);
-
-void conn_arm(conn_t *c, double seconds)
-{
-    uint64_t ms = (uint64_t)(seconds * 1000.0 + 0.5);
-    (void)uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0); /* 0: the timer is not closing */
-}
 
 /* ------------------------------------------------------------- decisions ---- */
 
@@ -312,7 +302,7 @@ static void update_reading(conn_t *c)
 {
     bool want = !c->closing && c->in.len < MAX_PENDING_INPUT;
     if (want && !c->reading) {
-        read_start(c);
+        conn_read_start(c);
     } else if (!want && c->reading) {
         (void)uv_read_stop((uv_stream_t *)&c->tcp); /* always 0 */
         c->reading = false;
@@ -367,7 +357,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     update_reading(c);
 }
 
-static void read_start(conn_t *c)
+void conn_read_start(conn_t *c)
 {
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -376,130 +366,6 @@ static void read_start(conn_t *c)
         return;
     }
     c->reading = true;
-}
-
-static void on_handle_closed(uv_handle_t *handle)
-{
-    conn_t *c = handle->data;
-    if (--c->open_handles > 0)
-        return;
-    request_reset(&c->req);
-    buf_free(&c->in);
-    free(c);
-}
-
-static void accept_one(uv_stream_t *server);
-
-void conn_close(conn_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    if (c->job) {
-        pool_job_detach(c->job);
-        c->job = NULL;
-    }
-    resume_unlink(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        http.connections = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    http.connection_count--;
-    (void)uv_timer_stop(&c->timer); /* always 0 */
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (http.accept_pending && http.listener != NULL) {
-        http.accept_pending = false;
-        accept_one(http.listener);
-    }
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
-
-/* After an answer with Connection: close: send FIN, keep reading (and dropping) until
- * the client closes or LINGER_MS pass. Closing at once could make the kernel answer
- * unread input with RST, destroying the answer before the client reads it. */
-void start_linger(conn_t *c)
-{
-    c->state = CONN_LINGER;
-    buf_free(&c->in);
-    uv_shutdown_t *req = xmalloc(sizeof(*req));
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        free(req);
-        conn_close(c);
-        return;
-    }
-    if (!c->reading)
-        read_start(c);
-    (void)uv_timer_start(&c->timer, on_timer, LINGER_MS, 0); /* 0: the timer is not closing */
-}
-
-static void on_timer(uv_timer_t *timer)
-{
-    conn_t *c = timer->data;
-    switch (c->state) {
-    case CONN_READING:
-        conn_respond_error(c, 408, "request not received in time (read timeout)", true,
-                           "rejected");
-        break;
-    case CONN_IDLE:
-    case CONN_LINGER:
-        conn_close(c);
-        break;
-    case CONN_AT_POOL:
-        break; /* the job's own deadline applies */
-    }
-}
-
-static void accept_one(uv_stream_t *server)
-{
-    conn_t *c = xcalloc(1, sizeof(*c));
-    (void)uv_tcp_init(http.loop, &c->tcp); /* 0: with no address family, no socket is made yet */
-    c->tcp.data = c;
-    c->open_handles = 1;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-        return;
-    }
-    (void)uv_timer_init(http.loop, &c->timer); /* 0 on Unix: it only fills the handle */
-    c->timer.data = c;
-    c->open_handles = 2;
-    (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: answers go without it too */
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->at_request_line = true;
-    request_init(&c->req);
-    buf_init(&c->in);
-    c->state = CONN_IDLE;
-    c->next = http.connections;
-    if (http.connections)
-        http.connections->prev = c;
-    http.connections = c;
-    http.connection_count++;
-    conn_arm(c, http.config->idle_timeout);
-    read_start(c);
-}
-
-void http_on_connection(uv_stream_t *server, int status)
-{
-    if (status < 0) {
-        log_msg(LOG_WARN, "accept: %s", uv_strerror(status));
-        return;
-    }
-    http.listener = server;
-    /* At the limit, leave the connection in the listen backlog: libuv stops polling the
-     * listener until uv_accept() is called, which conn_close() does. */
-    if (http.connection_count >= (size_t)http.config->max_connections) {
-        http.accept_pending = true;
-        return;
-    }
-    accept_one(server);
 }
 
 void http_close(void)
