@@ -1,4 +1,4 @@
-/* conn.c -- one client connection's life: made on accept (conn_new), its timers, the
+/* conn.c -- one client connection's life: made from an accepted socket (conn_new), its timers, the
  * close after an answer that said Connection: close (linger), conn_close, and the free
  * once libuv has closed both of its handles (conn_free). What a connection reads and
  * how a request is decided is http.c's; what it writes is http_answer.c's. */
@@ -6,9 +6,11 @@
 #include "master/http_internal.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "master/listener.h"
 #include "master/pool.h"
 
 /* ---------------------------------------------------------------- timers ---- */
@@ -57,13 +59,16 @@ static void on_handle_closed(uv_handle_t *handle)
     conn_free(c);
 }
 
-conn_t *conn_new(uv_stream_t *server)
+conn_t *conn_new(int fd)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     (void)uv_tcp_init(http.loop, &c->tcp); /* 0: with no address family, no socket is made yet */
     c->tcp.data = c;
     c->open_handles = 1;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        log_msg(LOG_WARN, "cannot take an accepted connection: %s", uv_strerror(rc));
+        (void)close(fd); /* not the handle's: uv_tcp_open failed */
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed); /* frees c */
         return NULL;
     }
@@ -87,14 +92,13 @@ conn_t *conn_new(uv_stream_t *server)
 
 /* ---------------------------------------------------------------- close ---- */
 
-static void accept_one(uv_stream_t *server);
-
 void conn_close(conn_t *c)
 {
     if (c->closing)
         return;
     c->closing = true;
     if (c->job) {
+        log_client_gone(c); /* it was never answered: its access line is written now */
         pool_job_detach(c->job);
         c->job = NULL;
     }
@@ -109,10 +113,7 @@ void conn_close(conn_t *c)
     (void)uv_timer_stop(&c->timer); /* always 0 */
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (http.accept_pending && http.listener != NULL) {
-        http.accept_pending = false;
-        accept_one(http.listener);
-    }
+    listener_resume(); /* at --max-connections, the next one waits in the backlog */
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -141,27 +142,16 @@ void start_linger(conn_t *c)
 
 /* --------------------------------------------------------------- accept ---- */
 
-static void accept_one(uv_stream_t *server)
+bool http_has_room(void)
 {
-    conn_t *c = conn_new(server);
+    return !http.draining && http.connection_count < (size_t)http.config->max_connections;
+}
+
+void http_accepted(int fd)
+{
+    conn_t *c = conn_new(fd);
     if (c == NULL)
         return;
     conn_arm(c, http.config->idle_timeout);
     conn_read_start(c);
-}
-
-void http_on_connection(uv_stream_t *server, int status)
-{
-    if (status < 0) {
-        log_msg(LOG_WARN, "accept: %s", uv_strerror(status));
-        return;
-    }
-    http.listener = server;
-    /* At the limit, leave the connection in the listen backlog: libuv stops polling the
-     * listener until uv_accept() is called, which conn_close() does. */
-    if (http.connection_count >= (size_t)http.config->max_connections) {
-        http.accept_pending = true;
-        return;
-    }
-    accept_one(server);
 }

@@ -300,7 +300,7 @@ static size_t parse_input(conn_t *c, const char *data, size_t len)
 
 static void update_reading(conn_t *c)
 {
-    bool want = !c->closing && c->in.len < MAX_PENDING_INPUT;
+    bool want = !c->closing && !c->peer_closed && c->in.len < MAX_PENDING_INPUT;
     if (want && !c->reading) {
         conn_read_start(c);
     } else if (!want && c->reading) {
@@ -317,6 +317,14 @@ void conn_process_buffered(conn_t *c)
     }
     if (c->in.len == 0 && c->in.cap > READ_CHUNK * 2)
         buf_free(&c->in);
+    /* Half-closed, and what it sent is answered (or cannot become a request): done. */
+    if (c->peer_closed && !c->paused && !c->closing && !c->close_after_write) {
+        if (c->writes_pending > 0)
+            c->close_after_write = true;
+        else
+            start_linger(c);
+        return;
+    }
     update_reading(c);
 }
 
@@ -331,12 +339,40 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(read_chunk, sizeof(read_chunk));
 }
 
+/* Whether the client still has an answer coming: a request at the pool, pipelined
+ * input parsed next turn, or an answer not yet written out. */
+static bool owes_answer(const conn_t *c)
+{
+    return c->state == CONN_AT_POOL || c->resume_queued || c->writes_pending > 0;
+}
+
+/* EOF with an answer owed: the client may have only half-closed (shutdown(SHUT_WR)
+ * after its request), and it waits for what it asked -- so the connection stays: no
+ * more reading (nothing more can come), and it closes once what is owed is written
+ * (conn_respond says Connection: close to the last answer; see also
+ * conn_process_buffered). A client that closed outright cannot be told apart until a
+ * write fails: it is answered into the void, and its access line is the execution's. */
+static void half_closed(conn_t *c)
+{
+    c->peer_closed = true;
+    if (c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp); /* always 0 */
+        c->reading = false;
+    }
+    if (c->state != CONN_AT_POOL && !c->resume_queued)
+        c->close_after_write = true; /* only the written answer is owed */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     conn_t *c = stream->data;
     if (nread == 0)
         return;
     if (nread < 0) {
+        if (nread == UV_EOF && c->state != CONN_LINGER && owes_answer(c)) {
+            half_closed(c);
+            return;
+        }
         if (nread != UV_EOF)
             log_msg(LOG_DEBUG, "read from client: %s", uv_strerror((int)nread));
         conn_close(c);
@@ -381,8 +417,6 @@ void http_stopping_soon(void)
 void http_drain(void)
 {
     http.draining = true;
-    http.listener = NULL;
-    http.accept_pending = false;
     conn_t *next;
     for (conn_t *c = http.connections; c; c = next) {
         next = c->next;

@@ -28,6 +28,7 @@
 #define MAX_PENDING_INPUT (1024 * 1024) /* pipelined bytes kept while a request runs */
 #define LINGER_MS 2000
 #define READ_CHUNK (64 * 1024)
+#define CLIENT_GONE_STATUS 499 /* the access line of a client gone mid-execution */
 
 enum conn_state {
     CONN_IDLE,      /* between requests */
@@ -94,6 +95,7 @@ struct conn {
     bool resume_queued;     /* in `resumable`: its pipelined input waits for the next turn */
     bool closing;           /* conn_close() was called */
     bool close_after_write; /* the answer said Connection: close */
+    bool peer_closed;       /* EOF came with an answer owed (a half-close): no more reading */
     bool reading;
     bool at_request_line; /* the next bytes start a request: check its line first */
     bool bad_request_line;
@@ -123,8 +125,6 @@ typedef struct http {
     size_t connection_count;
     bool draining;
     bool stopping_soon; /* SIGTERM came: not ready, answers close their connection */
-    uv_stream_t *listener;
-    bool accept_pending;
     /* Connections answered with pipelined input buffered: it is parsed on the next loop
      * turn (resume_idle), so that a request enters the pool only from the loop -- never
      * from inside the pool, while it answers the one before (answer_job). */
@@ -160,6 +160,9 @@ void conn_respond_error(conn_t *c, int status, const char *message, bool close,
 void conn_respond_exec_error(conn_t *c, int status, const char *message);
 void resume_unlink(conn_t *c);
 void answer_job(job_t *job, const job_answer_t *a); /* the pool's answer (job_answer_fn) */
+/* The access record of a request whose client left while its execution was queued or
+ * running (outcome client_gone, status 499): before conn_close() detaches the job. */
+void log_client_gone(conn_t *c);
 void on_resume(uv_idle_t *idle);
 void answer_health(conn_t *c);
 void answer_timings(conn_t *c);
@@ -168,9 +171,10 @@ void answer_metrics(conn_t *c);
 
 /* ------------------------------------------------------------------ conn.c ---- */
 
-/* Accepts a connection from `server` and links it into http.connections; NULL when the
- * accept failed. Freed by conn_free() once conn_close() has closed its handles. */
-conn_t *conn_new(uv_stream_t *server);
+/* A connection on the accepted socket `fd` (taken: closed on failure), linked into
+ * http.connections; NULL when libuv refused the socket. Freed by conn_free() once
+ * conn_close() has closed its handles. */
+conn_t *conn_new(int fd);
 /* (Re)starts the connection's one timer: on expiry, by state, a 408 or a close. */
 void conn_arm(conn_t *c, double seconds);
 /* Detaches its job, unlinks it, closes its handles; the memory goes when they close. */

@@ -53,7 +53,7 @@ LOG_RE = re.compile(
 ACCESS_RE = re.compile(
     r"^access req=(?P<id>\S+) method=(?P<method>\S+) path=(?P<path>\S+) "
     r"status=(?P<status>\d+) ms=(?P<ms>[0-9.]+) worker=(?P<worker>\S+) "
-    r"outcome=(?P<outcome>[a-z]+)\s*$"
+    r"outcome=(?P<outcome>[a-z_]+)\s*$"
 )
 BAD_LOG_MARKERS = ("[alert]", '"level":"alert"', "AddressSanitizer", "LeakSanitizer",
                    "runtime error:")
