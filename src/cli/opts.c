@@ -107,7 +107,7 @@ typedef struct others {
     int max_positional;
     int *positional_count;
     char **rest; /* opts_parse_known: non-NULL */
-    int *rest_count;
+    int *rest_count; /* both counts always point somewhere */
 } others_t;
 
 static int parse(const opt_spec_t *specs, int argc, char **argv, const others_t *o,
@@ -118,10 +118,8 @@ static int parse(const opt_spec_t *specs, int argc, char **argv, const others_t 
         nspecs++;
     bool given[nspecs + 1];
     memset(given, 0, sizeof(given));
-    if (o->rest)
-        *o->rest_count = 0;
-    else
-        *o->positional_count = 0;
+    *o->rest_count = 0;
+    *o->positional_count = 0;
     *help_requested = false;
     bool options_done = false;
 
@@ -215,14 +213,16 @@ static int parse(const opt_spec_t *specs, int argc, char **argv, const others_t 
 int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **positional,
                int max_positional, int *positional_count, bool *help_requested, char *err)
 {
-    others_t o = {positional, max_positional, positional_count, NULL, NULL};
+    int unused = 0; /* nothing goes to `rest` */
+    others_t o = {positional, max_positional, positional_count, NULL, &unused};
     return parse(specs, argc, argv, &o, help_requested, err);
 }
 
 int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest,
                      int *rest_count, bool *help_requested, char *err)
 {
-    others_t o = {NULL, 0, NULL, rest, rest_count};
+    int none = 0; /* no positional: they go to `rest` */
+    others_t o = {NULL, 0, &none, rest, rest_count};
     return parse(specs, argc, argv, &o, help_requested, err);
 }
 
