@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from conftest import (HOST, KEY, RawConn, Server, ServerFactory, http_request,
-                      parse_responses)
-from contract_helpers import SECRET, ContractFactory, contract_factory, v5_env  # noqa: F401
+from conftest import HOST, RawConn, Server, ServerFactory, http_request, parse_responses
+from contract_helpers import SECRET, ContractFactory, contract_factory, v5_env
+
+__all__ = ["contract_factory"]  # a fixture used below
 
 HALF_CLOSED_CLIENTS = 50
 
@@ -159,3 +160,16 @@ def test_client_closed_mid_execution_has_an_access_line(server: Server) -> None:
     time.sleep(0.2)
     conn.close()
     assert access_outcomes(server, req_id, 5.0) == [("200", "ok")]
+
+
+def test_client_reset_mid_execution_v5(contract_factory: ContractFactory) -> None:
+    v5 = contract_factory("v5_actions", env=v5_env(OPEN_RUNTIMES_ENTRYPOINT="handler.py"),
+                          args=["--workers", "1"])
+    conn = RawConn(v5.port, 5.0)
+    conn.send((f"POST /x HTTP/1.1\r\nHost: {HOST}\r\nx-open-runtimes-secret: {SECRET}\r\n"
+               "x-action: sleep\r\nx-seconds: 1\r\nx-request-id: gone-v5\r\n"
+               "Content-Length: 0\r\n\r\n").encode())
+    time.sleep(0.3)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    assert access_outcomes(v5, "gone-v5", 5.0) == [("499", "client_gone")]
