@@ -80,6 +80,8 @@ unsigned long long build_digest(unsigned long long h, const void *data, size_t l
 
 /* ------------------------------------------------------------ symlinks ---- */
 
+/* nftw() passes its callback no pointer of ours: the build being checked, during the
+ * walk only (check_symlinks sets it and clears it). */
 static build_t *walk_build;
 
 static int check_link(const char *path, const struct stat *sb, int type, struct FTW *ftw)
@@ -93,11 +95,12 @@ static int check_link(const char *path, const struct stat *sb, int type, struct 
     if (type != FTW_SL && type != FTW_SLN)
         return FTW_CONTINUE;
     (void)ftw;
-    char resolved[PATH_MAX], target[PATH_MAX];
+    char resolved[PATH_MAX];
     bool inside;
     if (realpath(path, resolved) != NULL) {
         inside = strncmp(resolved, b->dir, n) == 0 && (resolved[n] == '\0' || resolved[n] == '/');
     } else {
+        char target[PATH_MAX];
         ssize_t len = readlink(path, target, sizeof(target) - 1);
         target[len > 0 ? len : 0] = '\0';
         inside = len > 0 && tar_link_target_inside(rel, target);
@@ -116,6 +119,7 @@ static int check_symlinks(build_t *b)
 {
     walk_build = b;
     int rc = nftw(b->dir, check_link, 32, FTW_PHYS | FTW_ACTIONRETVAL);
+    walk_build = NULL; /* `b` may be on the caller's stack: no pointer to it outlives the walk */
     return rc == 0 ? 0 : -1;
 }
 
@@ -171,6 +175,22 @@ static int digest_requirements(build_t *b, const char *path, int depth, unsigned
 
 /* ------------------------------------------------------------ runtime-env ---- */
 
+/* "MAJOR.MINOR[.anything]", as pyvenv.cfg's version and PYRT_PYTHON_VERSION give it:
+ * 0 and the two numbers, or -1. */
+static int major_minor(const char *text, long *major, long *minor)
+{
+    char *end;
+    errno = 0;
+    *major = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '.')
+        return -1;
+    const char *rest = end + 1;
+    *minor = strtol(rest, &end, 10);
+    if (errno != 0 || end == rest || (*end != '\0' && *end != '.'))
+        return -1;
+    return 0;
+}
+
 /* A runtime-env made by another Python than the one pyrt embeds would not import its
  * compiled packages: refuse it at start, naming both. 0 when fine or absent. */
 int build_check_runtime_env(const char *code_dir, char *err, size_t errlen)
@@ -193,9 +213,9 @@ int build_check_runtime_env(const char *code_dir, char *err, size_t errlen)
     }
     fclose(f);
 
-    int major = 0, minor = 0, want_major = 0, want_minor = 0;
-    bool same_version = sscanf(version, "%d.%d", &major, &minor) == 2 &&
-                        sscanf(PYRT_PYTHON_VERSION, "%d.%d", &want_major, &want_minor) == 2 &&
+    long major = 0, minor = 0, want_major = 0, want_minor = 0;
+    bool same_version = major_minor(version, &major, &minor) == 0 &&
+                        major_minor(PYRT_PYTHON_VERSION, &want_major, &want_minor) == 0 &&
                         major == want_major && minor == want_minor;
     char want_home[PATH_MAX];
     snprintf(want_home, sizeof(want_home), "%s", PYRT_PYTHON);
@@ -393,10 +413,11 @@ static int validate(build_t *b)
             snprintf(b->err, b->errlen, "%s/%s: importing it exited with status %d", b->dir,
                      b->entry, status);
         } else {
-            size_t n = output.len;
-            while (n > 0 && output.data[n - 1] == '\n')
+            const char *text = output.data ? output.data : "";
+            size_t n = output.data ? output.len : 0;
+            while (n > 0 && text[n - 1] == '\n')
                 n--;
-            snprintf(b->err, b->errlen, "%.*s", (int)n, output.data ? output.data : "");
+            snprintf(b->err, b->errlen, "%.*s", (int)n, text);
         }
         buf_free(&output);
     } else {

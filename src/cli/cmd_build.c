@@ -25,7 +25,7 @@ int cmd_build(int argc, char **argv)
     };
     char err[PYRT_ERR_LEN * 16];
     const char *positional[1];
-    int npos;
+    int npos = 0;
     bool help;
     if (opts_parse(specs, argc, argv, positional, 1, &npos, &help, err) < 0) {
         fprintf(stderr, "pyrt build: %s\n", err);

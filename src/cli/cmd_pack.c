@@ -22,7 +22,7 @@ int cmd_pack(int argc, char **argv)
     };
     char err[PYRT_ERR_LEN];
     const char *positional[1] = {"."};
-    int npos;
+    int npos = 0;
     bool help;
     if (opts_parse(specs, argc, argv, positional, 1, &npos, &help, err) < 0) {
         fprintf(stderr, "pyrt pack: %s\n", err);

@@ -58,7 +58,7 @@ static long default_workers(void)
     double n;
     if (cpus && *cpus && num_parse_double(cpus, &n) == 0 && n > 0 && n <= 1024) {
         long w = (long)n;
-        return w < n ? w + 1 : w;
+        return (double)w < n ? w + 1 : w;
     }
     return sys_usable_cpus();
 }

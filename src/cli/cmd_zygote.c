@@ -26,7 +26,7 @@ int cmd_zygote(int argc, char **argv)
     };
     char err[PYRT_ERR_LEN];
     const char *positional[1];
-    int npos;
+    int npos = 0;
     bool help;
     if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0 ||
         a.code_dir == NULL || a.master_pid == 0) {

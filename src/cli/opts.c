@@ -100,15 +100,26 @@ static const opt_spec_t *find_short(const opt_spec_t *specs, char c)
     return NULL;
 }
 
-int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **positional,
-               int max_positional, int *positional_count, bool *help_requested, char *err)
+/* Where what is not one of `specs` goes: positional arguments (opts_parse), or, in
+ * order, every argument not taken (opts_parse_known). */
+typedef struct others {
+    const char **positional;
+    int max_positional;
+    int *positional_count;
+    char **rest; /* opts_parse_known: non-NULL */
+    int *rest_count; /* both counts always point somewhere */
+} others_t;
+
+static int parse(const opt_spec_t *specs, int argc, char **argv, const others_t *o,
+                 bool *help_requested, char *err)
 {
     size_t nspecs = 0;
     while (specs[nspecs].name)
         nspecs++;
     bool given[nspecs + 1];
     memset(given, 0, sizeof(given));
-    *positional_count = 0;
+    *o->rest_count = 0;
+    *o->positional_count = 0;
     *help_requested = false;
     bool options_done = false;
 
@@ -118,12 +129,18 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
         const char *value = NULL;
         char source[80];
 
+        bool ends_options = strcmp(arg, "--") == 0;
+        if (o->rest && (options_done || ends_options || arg[0] != '-' || arg[1] == '\0')) {
+            o->rest[(*o->rest_count)++] = arg; /* after `--`, all of it is the other's */
+            options_done = options_done || ends_options;
+            continue;
+        }
         if (options_done || arg[0] != '-' || arg[1] == '\0') {
-            if (*positional_count >= max_positional) {
+            if (*o->positional_count >= o->max_positional) {
                 snprintf(err, PYRT_ERR_LEN, "unexpected argument '%s'", arg);
                 return -1;
             }
-            positional[(*positional_count)++] = arg;
+            o->positional[(*o->positional_count)++] = arg;
             continue;
         }
         if (strcmp(arg, "--") == 0) {
@@ -139,6 +156,10 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
             const char *eq = strchr(name, '=');
             size_t len = eq ? (size_t)(eq - name) : strlen(name);
             s = find_long(specs, name, len);
+            if (s == NULL && o->rest) {
+                o->rest[(*o->rest_count)++] = arg;
+                continue;
+            }
             if (s == NULL) {
                 snprintf(err, PYRT_ERR_LEN, "unknown option '--%.*s'", (int)len, name);
                 return -1;
@@ -148,6 +169,10 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
                 value = eq + 1;
         } else {
             s = find_short(specs, arg[1]);
+            if (s == NULL && o->rest) {
+                o->rest[(*o->rest_count)++] = arg;
+                continue;
+            }
             if (s == NULL) {
                 snprintf(err, PYRT_ERR_LEN, "unknown option '%s'", arg);
                 return -1;
@@ -183,6 +208,22 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
             return -1;
     }
     return 0;
+}
+
+int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **positional,
+               int max_positional, int *positional_count, bool *help_requested, char *err)
+{
+    int unused = 0; /* nothing goes to `rest` */
+    others_t o = {positional, max_positional, positional_count, NULL, &unused};
+    return parse(specs, argc, argv, &o, help_requested, err);
+}
+
+int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest,
+                     int *rest_count, bool *help_requested, char *err)
+{
+    int none = 0; /* no positional: they go to `rest` */
+    others_t o = {NULL, 0, &none, rest, rest_count};
+    return parse(specs, argc, argv, &o, help_requested, err);
 }
 
 void opts_print_help(const opt_spec_t *specs)

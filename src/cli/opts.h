@@ -43,6 +43,13 @@ typedef struct opt_spec {
 int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **positional,
                int max_positional, int *positional_count, bool *help_requested, char *err);
 
+/* For a command that passes what it does not know on to another (`pyrt launch` to
+ * `serve`): as opts_parse, but every argument that is not one of `specs` (an unknown
+ * option, a value, a positional, `--` and all after it) goes to `rest`, in order. `rest`
+ * has room for argc entries. */
+int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest,
+                     int *rest_count, bool *help_requested, char *err);
+
 /* Writes the options' help, one per line, to stdout. */
 void opts_print_help(const opt_spec_t *specs);
 

@@ -8,19 +8,37 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A decimal integer that is the whole of `text`: 0, or -1. */
+static int whole_number(const char *text, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A cgroup file's "A B" (cpu.max: "max 100000" or "50000 100000") or "A": how many
+ * were read (1 or 2; *a_is_max for "max"), or -1. */
 static int read_two_numbers(const char *path, long long *a, long long *b, int *a_is_max)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
-    char first[32] = "";
-    int n = fscanf(f, "%31s %lld", first, b);
-    fclose(f);
+    char line[96] = "";
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    (void)fclose(f);
+    char first[32] = "", second[32] = "";
+    int n = got ? sscanf(line, "%31s %31s", first, second) : 0;
     if (n < 1)
         return -1;
     *a_is_max = strcmp(first, "max") == 0;
-    if (!*a_is_max && sscanf(first, "%lld", a) != 1)
+    if (!*a_is_max && whole_number(first, a) < 0)
         return -1;
+    if (n == 2 && whole_number(second, b) < 0)
+        return 1; /* as before: only the first was a number */
     return n;
 }
 

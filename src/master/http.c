@@ -1,6 +1,8 @@
-/* http.c -- the master's client connections (see http.h). */
+/* http.c -- what a client connection reads and what the master decides on a request: reading,
+ * the request line, the parser's pauses, framing, the key, limits, the job (see http.h). */
 #include "master/http.h"
 #include "master/http_internal.h"
+#include "master/admit.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -25,18 +27,7 @@
 http_t http;
 static char read_chunk[READ_CHUNK];
 
-static void read_start(conn_t *c);
 static size_t parse_input(conn_t *c, const char *data, size_t len);
-
-/* ---------------------------------------------------------------- timers ---- */
-
-static void on_timer(uv_timer_t *timer);
-
-void conn_arm(conn_t *c, double seconds)
-{
-    uint64_t ms = (uint64_t)(seconds * 1000.0 + 0.5);
-    (void)uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0); /* 0: the timer is not closing */
-}
 
 /* ------------------------------------------------------------- decisions ---- */
 
@@ -194,31 +185,25 @@ static void after_message(conn_t *c)
         conn_respond_error(c, 405, msg, false, "rejected");
         return;
     }
-    bool has_timeout = false;
-    double timeout = 0;
+    admit_t admit;
     if (http.config->contract == CONTRACT_V5) {
-        has_timeout = r->has_timeout_header &&
-                      parse_timeout_header(&r->timeout_header, &timeout) == 0;
+        double timeout = 0;
+        bool has_timeout = r->has_timeout_header &&
+                           parse_timeout_header(&r->timeout_header, &timeout) == 0;
+        admit_v5(http.config, has_timeout, timeout, &admit);
     } else {
-        if (r->body_bytes == 0) {
-            conn_respond_exec_error(c, 500, "no data received");
-            return;
-        }
-        const char *error = NULL;
-        if (body_check_finish(r->check, &has_timeout, &timeout, &error) < 0) {
-            conn_respond_exec_error(c, 400, error);
-            return;
-        }
-        if (http.config->contract == CONTRACT_V2)
-            has_timeout = false; /* v2 bodies carry no timeout: the executor keeps time */
+        admit_json(http.config, r->check, r->body_bytes, &admit);
     }
-    timeout = job_timeout(has_timeout, timeout, http.config);
+    if (admit.status != 0) {
+        conn_respond_exec_error(c, admit.status, admit.message);
+        return;
+    }
 
-    job_t *job = job_new(http.loop, http.config->contract, c, answer_job, r->id, timeout);
+    job_t *job = job_new(http.loop, http.config->contract, c, answer_job, r->id, admit.timeout);
     if (http.config->contract == CONTRACT_V5)
         prepare_v5_job(c, job);
     else
-        body_check_target(r->check, job->target, sizeof(job->target));
+        memcpy(job->target, admit.target, sizeof(job->target));
     job->body = r->body; /* moves: the job owns the bytes now */
     buf_init(&r->body);
     c->job = job;
@@ -315,9 +300,9 @@ static size_t parse_input(conn_t *c, const char *data, size_t len)
 
 static void update_reading(conn_t *c)
 {
-    bool want = !c->closing && c->in.len < MAX_PENDING_INPUT;
+    bool want = !c->closing && !c->peer_closed && c->in.len < MAX_PENDING_INPUT;
     if (want && !c->reading) {
-        read_start(c);
+        conn_read_start(c);
     } else if (!want && c->reading) {
         (void)uv_read_stop((uv_stream_t *)&c->tcp); /* always 0 */
         c->reading = false;
@@ -332,6 +317,14 @@ void conn_process_buffered(conn_t *c)
     }
     if (c->in.len == 0 && c->in.cap > READ_CHUNK * 2)
         buf_free(&c->in);
+    /* Half-closed, and what it sent is answered (or cannot become a request): done. */
+    if (c->peer_closed && !c->paused && !c->closing && !c->close_after_write) {
+        if (c->writes_pending > 0)
+            c->close_after_write = true;
+        else
+            start_linger(c);
+        return;
+    }
     update_reading(c);
 }
 
@@ -346,12 +339,40 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(read_chunk, sizeof(read_chunk));
 }
 
+/* Whether the client still has an answer coming: a request at the pool, pipelined
+ * input parsed next turn, or an answer not yet written out. */
+static bool owes_answer(const conn_t *c)
+{
+    return c->state == CONN_AT_POOL || c->resume_queued || c->writes_pending > 0;
+}
+
+/* EOF with an answer owed: the client may have only half-closed (shutdown(SHUT_WR)
+ * after its request), and it waits for what it asked -- so the connection stays: no
+ * more reading (nothing more can come), and it closes once what is owed is written
+ * (conn_respond says Connection: close to the last answer; see also
+ * conn_process_buffered). A client that closed outright cannot be told apart until a
+ * write fails: it is answered into the void, and its access line is the execution's. */
+static void half_closed(conn_t *c)
+{
+    c->peer_closed = true;
+    if (c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp); /* always 0 */
+        c->reading = false;
+    }
+    if (c->state != CONN_AT_POOL && !c->resume_queued)
+        c->close_after_write = true; /* only the written answer is owed */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     conn_t *c = stream->data;
     if (nread == 0)
         return;
     if (nread < 0) {
+        if (nread == UV_EOF && c->state != CONN_LINGER && owes_answer(c)) {
+            half_closed(c);
+            return;
+        }
         if (nread != UV_EOF)
             log_msg(LOG_DEBUG, "read from client: %s", uv_strerror((int)nread));
         conn_close(c);
@@ -372,7 +393,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     update_reading(c);
 }
 
-static void read_start(conn_t *c)
+void conn_read_start(conn_t *c)
 {
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -381,130 +402,6 @@ static void read_start(conn_t *c)
         return;
     }
     c->reading = true;
-}
-
-static void on_handle_closed(uv_handle_t *handle)
-{
-    conn_t *c = handle->data;
-    if (--c->open_handles > 0)
-        return;
-    request_reset(&c->req);
-    buf_free(&c->in);
-    free(c);
-}
-
-static void accept_one(uv_stream_t *server);
-
-void conn_close(conn_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    if (c->job) {
-        pool_job_detach(c->job);
-        c->job = NULL;
-    }
-    resume_unlink(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        http.connections = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    http.connection_count--;
-    (void)uv_timer_stop(&c->timer); /* always 0 */
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (http.accept_pending && http.listener != NULL) {
-        http.accept_pending = false;
-        accept_one(http.listener);
-    }
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
-
-/* After an answer with Connection: close: send FIN, keep reading (and dropping) until
- * the client closes or LINGER_MS pass. Closing at once could make the kernel answer
- * unread input with RST, destroying the answer before the client reads it. */
-void start_linger(conn_t *c)
-{
-    c->state = CONN_LINGER;
-    buf_free(&c->in);
-    uv_shutdown_t *req = xmalloc(sizeof(*req));
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        free(req);
-        conn_close(c);
-        return;
-    }
-    if (!c->reading)
-        read_start(c);
-    (void)uv_timer_start(&c->timer, on_timer, LINGER_MS, 0); /* 0: the timer is not closing */
-}
-
-static void on_timer(uv_timer_t *timer)
-{
-    conn_t *c = timer->data;
-    switch (c->state) {
-    case CONN_READING:
-        conn_respond_error(c, 408, "request not received in time (read timeout)", true,
-                           "rejected");
-        break;
-    case CONN_IDLE:
-    case CONN_LINGER:
-        conn_close(c);
-        break;
-    case CONN_AT_POOL:
-        break; /* the job's own deadline applies */
-    }
-}
-
-static void accept_one(uv_stream_t *server)
-{
-    conn_t *c = xcalloc(1, sizeof(*c));
-    (void)uv_tcp_init(http.loop, &c->tcp); /* 0: with no address family, no socket is made yet */
-    c->tcp.data = c;
-    c->open_handles = 1;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-        return;
-    }
-    (void)uv_timer_init(http.loop, &c->timer); /* 0 on Unix: it only fills the handle */
-    c->timer.data = c;
-    c->open_handles = 2;
-    (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: answers go without it too */
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->at_request_line = true;
-    request_init(&c->req);
-    buf_init(&c->in);
-    c->state = CONN_IDLE;
-    c->next = http.connections;
-    if (http.connections)
-        http.connections->prev = c;
-    http.connections = c;
-    http.connection_count++;
-    conn_arm(c, http.config->idle_timeout);
-    read_start(c);
-}
-
-void http_on_connection(uv_stream_t *server, int status)
-{
-    if (status < 0) {
-        log_msg(LOG_WARN, "accept: %s", uv_strerror(status));
-        return;
-    }
-    http.listener = server;
-    /* At the limit, leave the connection in the listen backlog: libuv stops polling the
-     * listener until uv_accept() is called, which conn_close() does. */
-    if (http.connection_count >= (size_t)http.config->max_connections) {
-        http.accept_pending = true;
-        return;
-    }
-    accept_one(server);
 }
 
 void http_close(void)
@@ -520,8 +417,6 @@ void http_stopping_soon(void)
 void http_drain(void)
 {
     http.draining = true;
-    http.listener = NULL;
-    http.accept_pending = false;
     conn_t *next;
     for (conn_t *c = http.connections; c; c = next) {
         next = c->next;

@@ -4,7 +4,9 @@
  * length, Expect) before its body is read; the body is checked as it arrives; the
  * complete execution goes to the pool as a job, and the parser stays paused (later
  * pipelined bytes wait in the buffer) until the answer is written, so answers leave in
- * order. Reading continues while a job runs, so a client that leaves is seen at once.
+ * order. Reading continues while a job runs, so a client that resets is seen at once
+ * (its access line says client_gone); an EOF then is a half-close: the answer is still
+ * written, and the connection closes after it.
  * An answer does not parse what is behind it: that waits for the next loop turn, so a
  * request reaches the pool from the loop only, never from inside the pool's answer.
  *
@@ -24,8 +26,11 @@
 
 void http_init(uv_loop_t *loop, const serve_config_t *cfg);
 
-/* The listening socket's connection callback. */
-void http_on_connection(uv_stream_t *server, int status);
+/* The listener's calls (listener.h): whether another connection may be taken now
+ * (below --max-connections, not draining), and a new connection on an accepted socket
+ * (taken). */
+bool http_has_room(void);
+void http_accepted(int fd);
 
 /* SIGTERM with --drain-delay: /__ready answers 503 and answers close their connection
  * (clients reconnect, a load balancer elsewhere), while connections are still accepted

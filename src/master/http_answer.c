@@ -153,6 +153,18 @@ static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_
               ms, worker, outcome);
 }
 
+/* Status 499 is no answer sent: nginx's "client closed request", which log readers
+ * know. Its queue time is the job's: until a worker took it, or until now. */
+void log_client_gone(conn_t *c)
+{
+    const job_t *job = c->job;
+    if (job != NULL && job->submitted_ns != 0) {
+        uint64_t until = job->started_ns ? job->started_ns : uv_hrtime();
+        c->req.queue_wait = (double)(until - job->submitted_ns) / 1e9;
+    }
+    log_access(c, CLIENT_GONE_STATUS, "client_gone", 0, 0);
+}
+
 /* Writes one whole answer. `close` forces Connection: close; otherwise keep-alive
  * follows the request (HTTP/1.0 without keep-alive closes) and shutdown. */
 void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len,
@@ -161,7 +173,10 @@ void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len
 {
     if (c->closing)
         return;
-    bool keep = !close && !http.draining && !http.stopping_soon && http_should_keep_alive(&c->parser);
+    /* Half-closed with nothing more to answer: this answer is the last. */
+    bool last = c->peer_closed && c->in.len == 0;
+    bool keep = !close && !last && !http.draining && !http.stopping_soon &&
+                http_should_keep_alive(&c->parser);
     bool no_length = status == 204 || status == 304;
     /* HEAD: the length the body would have, but no body (it would be read as the
      * start of the next answer). */

@@ -2,8 +2,9 @@
  * structs, the layer's one state, and the calls between them. Only these files include
  * it (see http.h for the layer's callers):
  *
- *   http.c          connections (accept, read, linger, close, timers), the decisions on
- *                   a request (framing, key, limits, the job), and the public API
+ *   conn.c          a connection's life: new (accept), timers, linger, close, free
+ *   http.c          reading, and the decisions on a request (framing, key, limits, the
+ *                   job), and the public API
  *   http_request.c  a request as http-parser delivers it: head, headers, body
  *   http_answer.c   answers: writing, the access record, errors, the service paths */
 #ifndef PYRT_HTTP_INTERNAL_H
@@ -27,6 +28,7 @@
 #define MAX_PENDING_INPUT (1024 * 1024) /* pipelined bytes kept while a request runs */
 #define LINGER_MS 2000
 #define READ_CHUNK (64 * 1024)
+#define CLIENT_GONE_STATUS 499 /* the access line of a client gone mid-execution */
 
 enum conn_state {
     CONN_IDLE,      /* between requests */
@@ -75,29 +77,38 @@ typedef struct request {
 
 typedef struct conn conn_t;
 
+/* One client connection. Made by conn_new() on accept, and freed by conn_free() in the
+ * close callback of the last of its two handles, after conn_close(): nothing else frees
+ * it. Embedded members (the handles, the parser, `req`, `in`) are its own; for each
+ * pointer, who owns what it points at: */
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    int open_handles;
+    int open_handles; /* of tcp and timer: conn_free() runs when it reaches 0 */
     http_parser parser;
-    buf_t in; /* received, not yet parsed */
+    buf_t in; /* received, not yet parsed (owned: freed by conn_free) */
     enum conn_state state;
-    request_t req;
-    job_t *job;
+    request_t req; /* the current request (owned: request_reset frees what it holds) */
+    job_t *job;    /* borrowed: the pool owns the job; conn_close() detaches it */
     bool paused;            /* the parser waits for the current answer */
     bool in_process;        /* inside parse_input(): answers must not re-enter it */
     bool resume_queued;     /* in `resumable`: its pipelined input waits for the next turn */
     bool closing;           /* conn_close() was called */
     bool close_after_write; /* the answer said Connection: close */
+    bool peer_closed;       /* EOF came with an answer owed (a half-close): no more reading */
     bool reading;
     bool at_request_line; /* the next bytes start a request: check its line first */
     bool bad_request_line;
-    const char *parse_end; /* end of the bytes being parsed */
+    const char *parse_end; /* borrowed: the end of the bytes being parsed (not owned) */
     int writes_pending;
-    struct conn *prev, *next;               /* connections */
-    struct conn *resume_prev, *resume_next; /* resumable */
+    /* Links, owning nothing: `http.connections` (conn_new, conn_close) and
+     * `http.resumable` (http_answer.c). */
+    struct conn *prev, *next;
+    struct conn *resume_prev, *resume_next;
 };
 
+/* One queued write: owns `data` (malloc'd) and itself, both freed in its callback;
+ * `conn` is borrowed (the connection outlives it: its handle's close waits for it). */
 typedef struct write_req {
     uv_write_t req;
     conn_t *conn;
@@ -114,8 +125,6 @@ typedef struct http {
     size_t connection_count;
     bool draining;
     bool stopping_soon; /* SIGTERM came: not ready, answers close their connection */
-    uv_stream_t *listener;
-    bool accept_pending;
     /* Connections answered with pipelined input buffered: it is parsed on the next loop
      * turn (resume_idle), so that a request enters the pool only from the loop -- never
      * from inside the pool, while it answers the one before (answer_job). */
@@ -151,17 +160,30 @@ void conn_respond_error(conn_t *c, int status, const char *message, bool close,
 void conn_respond_exec_error(conn_t *c, int status, const char *message);
 void resume_unlink(conn_t *c);
 void answer_job(job_t *job, const job_answer_t *a); /* the pool's answer (job_answer_fn) */
+/* The access record of a request whose client left while its execution was queued or
+ * running (outcome client_gone, status 499): before conn_close() detaches the job. */
+void log_client_gone(conn_t *c);
 void on_resume(uv_idle_t *idle);
 void answer_health(conn_t *c);
 void answer_timings(conn_t *c);
 void answer_ready(conn_t *c);
 void answer_metrics(conn_t *c);
 
-/* ------------------------------------------------------------------ http.c ---- */
+/* ------------------------------------------------------------------ conn.c ---- */
 
+/* A connection on the accepted socket `fd` (taken: closed on failure), linked into
+ * http.connections; NULL when libuv refused the socket. Freed by conn_free() once
+ * conn_close() has closed its handles. */
+conn_t *conn_new(int fd);
+/* (Re)starts the connection's one timer: on expiry, by state, a 408 or a close. */
 void conn_arm(conn_t *c, double seconds);
+/* Detaches its job, unlinks it, closes its handles; the memory goes when they close. */
 void conn_close(conn_t *c);
 void start_linger(conn_t *c);
+
+/* ------------------------------------------------------------------ http.c ---- */
+
+void conn_read_start(conn_t *c);
 void conn_process_buffered(conn_t *c);
 
 #endif

@@ -211,6 +211,16 @@ bool url_path_is(const buf_t *url, const char *path)
     return url->len == n || url->data[n] == '?';
 }
 
+/* GET (or HEAD) /_/health in every contract, OpenFaaS' name; GET /__health in seed and v2
+ * only: under v5 that path runs the function (its own is /__opr/health). */
+static bool is_health_path(const http_parser *p, const buf_t *url, bool get)
+{
+    if (get && url_path_is(url, "/_/health"))
+        return true;
+    return http.config->contract != CONTRACT_V5 && p->method == HTTP_GET &&
+           url_path_is(url, "/__health");
+}
+
 static int on_headers_complete(http_parser *p)
 {
     conn_t *c = p->data;
@@ -223,7 +233,7 @@ static int on_headers_complete(http_parser *p)
         r->kind = REQ_METRICS;
     else if (get && (url_path_is(&r->url, "/__ready") || url_path_is(&r->url, "/_/ready")))
         r->kind = REQ_READY;
-    else if (get && url_path_is(&r->url, "/_/health"))
+    else if (is_health_path(p, &r->url, get))
         r->kind = REQ_HEALTH;
     else if (http.config->contract == CONTRACT_V5) {
         /* Every method on every path runs the function, but for two paths. */
@@ -235,8 +245,6 @@ static int on_headers_complete(http_parser *p)
             r->kind = REQ_EXEC;
     } else if (p->method == HTTP_POST)
         r->kind = REQ_EXEC;
-    else if (p->method == HTTP_GET && url_path_is(&r->url, "/__health"))
-        r->kind = REQ_HEALTH;
     else
         r->kind = REQ_NOT_ALLOWED;
     /* Stop here so that parse_input() decides key, length and 100-continue knowing

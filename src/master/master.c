@@ -22,6 +22,7 @@
 #include "common/xalloc.h"
 #include "master/execlog.h"
 #include "master/http.h"
+#include "master/listener.h"
 #include "master/metrics.h"
 #include "master/pool.h"
 #include "master/reqid.h"
@@ -30,7 +31,6 @@
 
 static uv_loop_t *loop;
 static const serve_config_t *config;
-static uv_tcp_t listener;
 static uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
 static uv_check_t log_flusher;
 static uv_timer_t log_timer;
@@ -113,7 +113,7 @@ static void begin_stop(uv_timer_t *t)
     (void)t;
     log_msg(LOG_INFO, "%s: not accepting connections; finishing executions",
             strsignal(stop_signal));
-    uv_close((uv_handle_t *)&listener, NULL);
+    listener_close();
     http_drain();
     if (config->shutdown_timeout > 0)
         (void)uv_timer_start(&shutdown_timer, on_shutdown_timeout,
@@ -214,16 +214,8 @@ static int listen_on(serve_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "--host %s: not an IP address", cfg->host);
         return -1;
     }
-    (void)uv_tcp_init(loop, &listener); /* 0: with no address family, no socket is made yet */
-    rc = uv_tcp_bind(&listener, &addr.sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&listener, 4096, http_on_connection);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s:%ld: %s", cfg->host, cfg->port,
-                 rc == UV_EADDRINUSE ? "Address already in use" : uv_strerror(rc));
-        return -1;
-    }
-    return 0;
+    static const listener_calls_t calls = {http_has_room, http_accepted};
+    return listener_open(loop, &addr.sa, cfg->host, cfg->port, 4096, &calls, err, errlen);
 }
 
 int master_run(serve_config_t *cfg, char *err, size_t errlen)

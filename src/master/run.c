@@ -2,7 +2,7 @@
  *
  * The flow is the server's with the connection taken out: start the pool, and once a
  * worker is ready (so that start-up does not count against the function's timeout),
- * check the body as http.c does, submit one job, take its answer, shut the pool down.
+ * admit the request as http.c does (admit.h), submit one job, take its answer, shut the pool down.
  * Ctrl-C needs no handler: the zygote and the workers die with us (PDEATHSIG). */
 #include "master/run.h"
 
@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
+#include "master/admit.h"
 #include "master/body.h"
 #include "master/job.h"
 #include "master/pool.h"
@@ -65,52 +66,37 @@ static void answer_error(int status, const char *message)
     buf_free(&body);
 }
 
-/* v5: the request as given, its log lines to stderr (no log files, no id). */
-static void submit_v5(void)
+/* The job for the request, once admitted as http.c admits one (admit.h). */
+static void submit(const admit_t *admit)
 {
-    double timeout = job_timeout(request->timeout > 0, request->timeout, config);
-    job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, timeout);
-    buf_append(&job->head, request->head.data ? request->head.data : "", request->head.len);
+    job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, admit->timeout);
+    memcpy(job->target, admit->target, sizeof(job->target));
+    if (config->contract == CONTRACT_V5)
+        buf_append(&job->head, request->head.data ? request->head.data : "", request->head.len);
     buf_append(&job->body, request->body.data ? request->body.data : "", request->body.len);
     submitted_ns = uv_hrtime();
     pool_submit(job);
 }
 
-/* The checks http.c makes once a request is complete, then the job. */
+/* Once a worker is ready: the checks http.c makes once a request is complete, then the
+ * job. v5: the request as given, its log lines to stderr (no log files, no id). */
 static void on_pool_ready(void)
 {
+    admit_t admit;
     if (config->contract == CONTRACT_V5) {
-        submit_v5();
+        admit_v5(config, request->timeout > 0, request->timeout, &admit);
+        submit(&admit);
         return;
     }
     const buf_t *request_body = &request->body;
-    if (request_body->len == 0) {
-        answer_error(500, "no data received");
-        return;
-    }
-    body_check_t *check = body_check_new();
-    if (check == NULL) {
-        answer_error(500, "out of memory for the JSON parser");
-        return;
-    }
-    body_check_feed(check, request_body->data, request_body->len);
-    bool has_timeout = false;
-    double timeout = 0;
-    const char *error = NULL;
-    if (body_check_finish(check, &has_timeout, &timeout, &error) < 0) {
-        answer_error(400, error);
-        goto done;
-    }
-    if (config->contract == CONTRACT_V2)
-        has_timeout = false; /* as the server: v2 bodies carry no timeout */
-    timeout = job_timeout(has_timeout, timeout, config);
-
-    job_t *job = job_new(loop, config->contract, answer, on_answer, answer->id, timeout);
-    body_check_target(check, job->target, sizeof(job->target));
-    buf_append(&job->body, request_body->data, request_body->len);
-    submitted_ns = uv_hrtime();
-    pool_submit(job);
-done:
+    body_check_t *check = request_body->len > 0 ? body_check_new() : NULL;
+    if (check != NULL)
+        body_check_feed(check, request_body->data, request_body->len);
+    admit_json(config, check, request_body->len, &admit);
+    if (admit.status != 0)
+        answer_error(admit.status, admit.message);
+    else
+        submit(&admit);
     body_check_free(check);
 }
 

@@ -30,8 +30,13 @@ void secret_base64(const unsigned char *data, size_t len, char *out)
             v |= data[i + 2];
         out[o++] = alphabet[(v >> 18) & 63];
         out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+        /* Padding: '=' for each of the three bytes that was not there. */
+        if (i + 2 >= len)
+            out[o - 1] = '=';
+        if (i + 1 >= len)
+            out[o - 2] = '=';
     }
     out[o] = '\0';
 }
@@ -40,11 +45,13 @@ static void make_authorization(void)
 {
     size_t raw_len = 4 + key_len;
     unsigned char *raw = xmalloc(raw_len);
-    memcpy(raw, "opr:", 4);
+    /* Bytes for base64, not a string: no terminator wanted. */
+    memcpy(raw, "opr:", 4); // NOLINT(bugprone-not-null-terminated-result)
     memcpy(raw + 4, key, key_len);
     authorization_len = 6 + 4 * ((raw_len + 2) / 3);
     authorization = xmalloc(authorization_len + 1);
-    memcpy(authorization, "Basic ", 6);
+    /* secret_base64() writes the rest and the terminator. */
+    memcpy(authorization, "Basic ", 6); // NOLINT(bugprone-not-null-terminated-result)
     secret_base64(raw, raw_len, authorization + 6);
     memset(raw, 0, raw_len);
     free(raw);

@@ -53,7 +53,7 @@ LOG_RE = re.compile(
 ACCESS_RE = re.compile(
     r"^access req=(?P<id>\S+) method=(?P<method>\S+) path=(?P<path>\S+) "
     r"status=(?P<status>\d+) ms=(?P<ms>[0-9.]+) worker=(?P<worker>\S+) "
-    r"outcome=(?P<outcome>[a-z]+)\s*$"
+    r"outcome=(?P<outcome>[a-z_]+)\s*$"
 )
 BAD_LOG_MARKERS = ("[alert]", '"level":"alert"', "AddressSanitizer", "LeakSanitizer",
                    "runtime error:")
@@ -73,6 +73,9 @@ _become_subreaper()
 
 # PIDs of processes this suite started itself (servers): never reaped by the stray check.
 _OWN_CHILDREN: set[int] = set()
+
+# Servers running, with an fd baseline: checked after every test (_fds_stay_flat).
+_LIVE_SERVERS: list["Server"] = []
 
 
 # --------------------------------------------------------------------------- HTTP helpers
@@ -414,6 +417,63 @@ def wait_until(cond: Callable[[], Any], timeout: float, step: float = 0.05) -> A
         time.sleep(step)
 
 
+# --------------------------------------------------------------------------- fds
+
+FD_SETTLE = 3.0  # seconds a server may take to close what a test's clients closed
+
+
+def _unix_socket_inodes() -> set[str]:
+    """Inodes of the unix sockets in this network namespace (/proc/net/unix)."""
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    return {f.split()[6] for f in lines if len(f.split()) > 6}
+
+
+def _tcp_socket_inodes() -> set[str]:
+    """Inodes of the TCP sockets in this network namespace (/proc/net/tcp, tcp6)."""
+    out: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        out.update(f.split()[9] for f in lines if len(f.split()) > 9)
+    return out
+
+
+def master_fds(pid: int) -> Optional[dict[int, str]]:
+    """The master's open fds (fd -> what it points at), without its worker plumbing:
+    pipes, unix sockets and memfds come and go with workers, whose number tests change
+    on purpose (kills, recycling, restarts). What is left -- client connections, files,
+    the loop's own fds -- must not grow. None if pid is gone."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    unix = _unix_socket_inodes()
+    out: dict[int, str] = {}
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith(("pipe:", "/memfd:", "anon_inode:[pidfd]")):
+            continue
+        if target.startswith("socket:[") and target[8:-1] in unix:
+            continue
+        out[int(fd)] = target
+    return out
+
+
+def master_tcp_fds(pid: int) -> int:
+    """How many TCP sockets the master holds (the listener and client connections)."""
+    tcp = _tcp_socket_inodes()
+    fds = master_fds(pid) or {}
+    return sum(1 for t in fds.values() if t.startswith("socket:[") and t[8:-1] in tcp)
+
+
 # --------------------------------------------------------------------------- code dirs
 
 def chmod_tree(root: Path) -> None:
@@ -517,6 +577,8 @@ class Server:
     subcommand: str = "serve"
     # False: start() returns once /__health answers at all (503 included).
     wait_healthy: bool = True
+    # The master's fds once ready (master_fds), for the check that they stay flat.
+    fd_baseline: Optional[dict[int, str]] = None
 
     # --- life cycle
     def start(self) -> "Server":
@@ -550,12 +612,46 @@ class Server:
                 pytest.fail(f"/__health not 200 within {HEALTH_TIMEOUT} s:\n{self.log_tail()}")
             time.sleep(0.05)
         self.track()
+        self.record_fds()
         return self
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def record_fds(self) -> None:
+        """The fd baseline, once the readiness checks' own connections are closed (only
+        the listener left); registers the server for the per-test check."""
+        wait_until(lambda: master_tcp_fds(self.pid) <= 1, FD_SETTLE)
+        self.fd_baseline = master_fds(self.pid)
+        if not any(x is self for x in _LIVE_SERVERS):
+            _LIVE_SERVERS.append(self)
+
+    def fd_growth(self) -> list[str]:
+        """Fds the master holds beyond its baseline, after a bounded wait for it to close
+        what the test's clients closed; [] when flat (or the server is not running as
+        usual: stopped, signalled, gone)."""
+        if self.fd_baseline is None or self.stopped or self.signalled or self.proc is None \
+                or self.proc.poll() is not None:
+            return []
+        st = proc_stat(self.pid)
+        if st is None or st[0] in ("T", "t", "Z", "X"):
+            return []
+        base = len(self.fd_baseline)
+
+        def flat() -> bool:
+            now = master_fds(self.pid)
+            return now is None or len(now) <= base
+        if wait_until(flat, FD_SETTLE):
+            return []
+        now = master_fds(self.pid) or {}
+        if len(now) <= base:
+            return []
+        extra = sorted(f"{fd} -> {t}" for fd, t in now.items()
+                       if self.fd_baseline.get(fd) != t)
+        return [f"the master holds {len(now)} fds (beyond its workers' pipes and sockets), "
+                f"{base} when it was ready, {FD_SETTLE} s after the test: " + ", ".join(extra)]
 
     def track(self) -> list[tuple[int, int]]:
         """Remember the server's current descendants (checked for leftovers at stop)."""
@@ -608,6 +704,8 @@ class Server:
 
     def finish(self) -> list[str]:
         """Stop if needed, then check log and leftovers; returns the problems found."""
+        self.problems.extend(self.fd_growth())
+        _LIVE_SERVERS[:] = [x for x in _LIVE_SERVERS if x is not self]
         if not self.stopped:
             self.stop()
         elif self.proc is not None and self.proc.poll() is None:
@@ -752,6 +850,16 @@ def module_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     factory = ServerFactory(tmp_path_factory.mktemp("pyrt"))
     yield factory
     factory.finish()
+
+
+@pytest.fixture(autouse=True)
+def _fds_stay_flat() -> Iterator[None]:
+    """After each test, no running server's master holds more fds than when it was ready
+    (servers a test started itself are checked as it stops them, in finish())."""
+    yield
+    problems = [f"[{s.log_path}] {p}" for s in list(_LIVE_SERVERS) for p in s.fd_growth()]
+    if problems:
+        pytest.fail("fd check failed:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

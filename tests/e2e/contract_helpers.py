@@ -209,6 +209,7 @@ class ContractServer(Server):
                             f"{' '.join(cmd)}\n{self.log_tail()}")
             time.sleep(0.05)
         self.track()
+        self.record_fds()
         return self
 
     def finish(self) -> list[str]:

@@ -398,10 +398,45 @@ static void test_value_may_start_with_dash(void **state)
     assert_int_equal(npos, 0);
 }
 
+/* opts_parse_known: its own options taken, wherever they are; every other argument
+ * passed on in order, a value of an unknown option included. */
+static void test_parse_known_passes_the_rest_in_order(void **state)
+{
+    (void)state;
+    char *argv[] = {"--workers", "4", "--port=80", "-x", "dir", "-c", "/srv", "--", "--port", "1"};
+    char *rest[10];
+    int nrest = -1;
+    assert_int_equal(opts_parse_known(specs, 10, argv, rest, &nrest, &help, err), 0);
+    assert_int_equal(port, 80);
+    assert_string_equal(code_dir, "/srv");
+    /* After --, nothing is taken: "--port 1" is the other's. */
+    const char *want[] = {"--workers", "4", "-x", "dir", "--", "--port", "1"};
+    assert_int_equal(nrest, 7);
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(rest[i], want[i]);
+    assert_false(help);
+}
+
+static void test_parse_known_checks_its_own(void **state)
+{
+    (void)state;
+    char *argv[] = {"--other", "--port", "x"};
+    char *rest[3];
+    int nrest = 0;
+    assert_int_equal(opts_parse_known(specs, 3, argv, rest, &nrest, &help, err), -1);
+    assert_non_null(strstr(err, "--port"));
+    char *argv2[] = {"--other", "-h"};
+    assert_int_equal(opts_parse_known(specs, 2, argv2, rest, &nrest, &help, err), 0);
+    assert_true(help);
+    assert_int_equal(nrest, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_no_arguments_keeps_defaults, setup),
+        cmocka_unit_test_setup(test_parse_known_passes_the_rest_in_order, setup),
+        cmocka_unit_test_setup(test_parse_known_checks_its_own, setup),
         cmocka_unit_test_setup(test_long_forms_and_positionals_any_order, setup),
         cmocka_unit_test_setup(test_short_forms, setup),
         cmocka_unit_test_setup(test_long_equals_value, setup),
