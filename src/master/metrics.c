@@ -25,6 +25,7 @@ static const char *const outcome_names[METRICS_OUTCOMES] = {
     [METRICS_REJECTED_BUSY] = "rejected_busy",
     [METRICS_UNAUTHORIZED] = "unauthorized",
     [METRICS_BAD_REQUEST] = "bad_request",
+    [METRICS_CLIENT_GONE] = "client_gone",
 };
 
 /* The class an outcome's series shows at 0 before it first happens, so that every
@@ -32,7 +33,7 @@ static const char *const outcome_names[METRICS_OUTCOMES] = {
 static const int usual_class[METRICS_OUTCOMES] = {
     [METRICS_OK] = 2,      [METRICS_ERROR] = 5,         [METRICS_TIMEOUT] = 5,
     [METRICS_CRASH] = 5,   [METRICS_MEMORY] = 5,        [METRICS_REJECTED_BUSY] = 5,
-    [METRICS_UNAUTHORIZED] = 4, [METRICS_BAD_REQUEST] = 4,
+    [METRICS_UNAUTHORIZED] = 4, [METRICS_BAD_REQUEST] = 4,    [METRICS_CLIENT_GONE] = 4,
 };
 
 static const char *const replacement_names[METRICS_REPLACEMENTS] = {
@@ -139,6 +140,7 @@ int metrics_outcome_of(const char *outcome, int status)
         {"busy", METRICS_REJECTED_BUSY},
         {"unauthorized", METRICS_UNAUTHORIZED},
         {"rejected", METRICS_BAD_REQUEST},
+        {"client_gone", METRICS_CLIENT_GONE},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(outcome, names[i].name) == 0)

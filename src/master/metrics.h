@@ -25,6 +25,7 @@ typedef enum metrics_outcome {
     METRICS_REJECTED_BUSY, /* the queue was full: 503 */
     METRICS_UNAUTHORIZED,  /* a wrong or missing key or secret */
     METRICS_BAD_REQUEST,   /* refused before it ran: framing, limits, a bad body */
+    METRICS_CLIENT_GONE,   /* its client left before the answer (access status 499) */
     METRICS_OUTCOMES
 } metrics_outcome_t;
 

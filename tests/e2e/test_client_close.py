@@ -8,6 +8,7 @@ execution is queued or running is logged with outcome client_gone (status 499)."
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import time
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from conftest import HOST, RawConn, Server, ServerFactory, http_request, parse_responses
+from conftest import (HOST, RawConn, Server, ServerFactory, get, http_request,
+                      parse_responses)
 from contract_helpers import SECRET, ContractFactory, contract_factory, v5_env
 
 __all__ = ["contract_factory"]  # a fixture used below
@@ -130,6 +132,11 @@ def test_client_reset_mid_execution_is_logged_client_gone(server: Server) -> Non
     assert access_outcomes(server, req_id, 5.0) == [("499", "client_gone")]
     time.sleep(2.0)  # the execution has ended: its answer was dropped, not logged
     assert access_outcomes(server, req_id, 0.1) == [("499", "client_gone")]
+    # Counted once, as a 4xx.
+    status, _, body = get(server.port, "/__metrics")
+    assert status == 200
+    assert re.search(r'^pyrt_executions_total\{outcome="client_gone",status_class="4xx"\} '
+                     r'[1-9]\d*$', body.decode(), re.M), body.decode()
 
 
 def test_client_gone_while_queued_is_logged(server_factory: ServerFactory) -> None:
