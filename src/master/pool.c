@@ -370,6 +370,8 @@ void pool_maintain(void)
     while (z->ready && live_workers() < (unsigned)pool.config->workers) {
         if (spawn_worker() < 0) {
             delay = backoff_ms(pool.backoff.streak);
+            /* spawn_worker() clears it when the zygote is to be replaced. */
+            // cppcheck-suppress knownConditionTrueFalse
             if (z->ready)
                 start_backoff(delay > 0 ? delay : BACKOFF_BASE_MS);
             break;

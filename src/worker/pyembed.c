@@ -69,11 +69,12 @@ int pyembed_init(const char *code_dir, char *err, size_t errlen)
         ;
     else
         snprintf(program, sizeof(program), "%s", PYRT_PYTHON);
-    char *argv[] = {"pyrt", NULL};
     int rc = check(PyConfig_SetBytesString(&config, &config.program_name, program),
                    "PyConfig program_name", err, errlen);
-    if (rc == 0)
+    if (rc == 0) {
+        char *argv[] = {"pyrt", NULL};
         rc = check(PyConfig_SetBytesArgv(&config, 1, argv), "PyConfig argv", err, errlen);
+    }
     if (rc == 0)
         rc = check(Py_InitializeFromConfig(&config), "Py_InitializeFromConfig", err, errlen);
     PyConfig_Clear(&config);
