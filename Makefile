@@ -62,7 +62,7 @@ CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json
            src/cli/opts.c
 POOL_SRC = src/master/pool.c src/master/spawn.c src/master/channel.c src/master/tasks.c src/master/result.c \
            src/master/output.c src/master/lines.c src/master/dispatch.c src/master/deadline.c \
-           src/master/backoff.c
+           src/master/backoff.c src/master/shutdown.c
 MASTER_SRC = src/master/master.c src/master/http.c src/master/conn.c src/master/listener.c src/master/http_request.c src/master/http_answer.c src/master/body.c $(POOL_SRC) \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/reqid.c src/master/secret.c \
              src/master/run.c src/master/admit.c src/master/execlog.c src/master/metrics.c

@@ -11,7 +11,8 @@
  *   dispatch.c  which worker runs which job: dispatch, prefetch, take-back
  *   deadline.c  a job whose deadline passed: queued, prefetched or running
  *   backoff.c   restart storms and the back-off between worker starts (pure)
- *   tasks.c     --async-slots: executions side by side on a worker's event loop */
+ *   tasks.c     --async-slots: executions side by side on a worker's event loop
+ *   shutdown.c  the pool's end: finish or stop what runs, stop the children */
 #ifndef PYRT_POOL_INTERNAL_H
 #define PYRT_POOL_INTERNAL_H
 
@@ -280,6 +281,12 @@ void kill_orphans(void);
 /* Starts the zygote or workers that are missing, answers what can no longer wait, and
  * completes a shutdown: called after anything that may change what is needed. */
 void pool_maintain(void);
+
+/* ------------------------------------------------------------ shutdown.c ---- */
+
+/* pool_maintain() during a shutdown: the children are stopped once nothing runs, and
+ * the caller hears when they are all gone. */
+void shutdown_maintain(void);
 
 /* ------------------------------------------------------------ dispatch.c ---- */
 
