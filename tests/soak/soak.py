@@ -3,11 +3,14 @@
 
     python3 tests/soak/soak.py --seconds 60 [--clients 8] [--bin build/pyrt]
 
-Good requests, timeouts, crashing workers, output floods and bad input, from several
-keep-alive clients at once, for a fixed time. Reports requests sent, answered and
-lost (a request with no complete HTTP answer: must be 0), the answers by status,
-and the master's RSS over time. Exits non-zero if anything was lost, an answer was
-not one the contract allows, or the server did not stop cleanly.
+Good requests, timeouts, crashing workers, output floods, async functions run as
+tasks (some cancelled at their deadline) and bad input, from several keep-alive clients
+at once, for a fixed time; beside them, raw-socket clients send mutated HTTP (bytes
+flipped, inserted, dropped, cut) and half-close. Reports requests sent, answered and
+lost (a request with no complete HTTP answer: must be 0), the answers by status, the
+mutated requests answered, closed and hung (must be 0), and the master's RSS over time.
+Exits non-zero if anything was lost or hung, an answer was not one the contract
+allows, or the server did not stop cleanly.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import sys
 import tempfile
 import threading
@@ -45,6 +49,10 @@ FUNCTIONS = {
         "    return res.json({'ok': True})\n"
     ),
     "echo": "def main(req, res):\n    return res.json(req.payload)\n",
+    # Run as tasks (--async-slots): most answer, some are cancelled at their deadline.
+    "wait": "import asyncio\n\nasync def main(req, res):\n"
+            "    await asyncio.sleep(req.payload.get('s', 0.01))\n"
+            "    return res.send('waited')\n",
 }
 
 # (name, weight, body, expected statuses)
@@ -58,6 +66,11 @@ SCENARIOS: list[tuple[str, int, Callable[[Path], bytes], set[int]]] = [
     ("crash", 4, lambda d: json.dumps({"path": str(d / "crash"), "file": "index.py"}).encode(), {500}),
     ("raises", 8, lambda d: json.dumps({"path": str(d / "raises"), "file": "index.py"}).encode(), {500}),
     ("chatty", 4, lambda d: json.dumps({"path": str(d / "chatty"), "file": "index.py"}).encode(), {200}),
+    ("wait", 10, lambda d: json.dumps({"path": str(d / "wait"), "file": "index.py",
+                                      "payload": {"s": 0.02}}).encode(), {200}),
+    ("wait-late", 2, lambda d: json.dumps({"path": str(d / "wait"), "file": "index.py",
+                                           "payload": {"s": 5}, "timeout": 0.3}).encode(),
+     {500}),
     ("bad-json", 8, lambda d: b"{not json", {400}),
     ("not-object", 4, lambda d: b"[1, 2]", {400}),
     ("empty", 2, lambda d: b"", {500}),
@@ -127,10 +140,64 @@ def client(port: int, code: Path, stop_at: float, totals: Totals, seed: int) -> 
         conn.close()
 
 
+class Mutations:
+    """What the raw-socket clients saw: an HTTP answer, a close without one (a mutated
+    request may be incomplete), or nothing at all within the bound (hung: a failure)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answered = 0
+        self.closed = 0
+        self.hung = 0
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    """One to four random edits: a byte flipped, a run inserted or dropped, a cut."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.randrange(4)
+        at = rng.randrange(len(out) + 1)
+        if kind == 0 and out:
+            out[min(at, len(out) - 1)] = rng.randrange(256)
+        elif kind == 1:
+            out[at:at] = rng.choice([b"\r\n", b"\n", b":", b" ", b"\0", b"0" * 12,
+                                     bytes(rng.randrange(256) for _ in range(8))])
+        elif kind == 2:
+            del out[at:at + rng.randint(1, 16)]
+        else:
+            del out[at:]
+    return bytes(out)
+
+
+def mutator(port: int, code: Path, stop_at: float, seen: Mutations, seed: int) -> None:
+    rng = random.Random(seed)
+    body = json.dumps({"path": str(code / "hello"), "file": "index.py"}).encode()
+    valid = (b"POST / HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\n"
+             b"x-internal-challenge: " + KEY.encode() + b"\r\nContent-Length: " +
+             str(len(body)).encode() + b"\r\n\r\n" + body)
+    while time.monotonic() < stop_at:
+        data = mutate(rng, valid)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                got = b""
+                while chunk := sock.recv(65536):
+                    got += chunk
+            outcome = "answered" if got.startswith(b"HTTP/1.1 ") else "closed"
+        except socket.timeout:
+            outcome = "hung"
+        except OSError:
+            outcome = "closed"  # reset by the server: a refusal
+        with seen.lock:
+            setattr(seen, outcome, getattr(seen, outcome) + 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--mutators", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bin", default=str(REPO / "build" / "pyrt"))
     args = parser.parse_args()
@@ -144,7 +211,8 @@ def main() -> int:
     port = free_port()
     env = dict(os.environ, INTERNAL_RUNTIME_KEY=KEY)
     server, _ = spawn([args.bin, "serve", "--code-dir", str(code), "--host", "127.0.0.1",
-                       "--port", str(port), "--workers", str(args.workers), "--max-body", "1M"],
+                       "--port", str(port), "--workers", str(args.workers), "--max-body", "1M",
+                       "--async-slots", "16"],
                       env, log_path)
     try:
         if not wait_healthy(port, 10, lambda: server.poll() is None):
@@ -153,8 +221,12 @@ def main() -> int:
 
         totals = Totals()
         stop_at = time.monotonic() + args.seconds
+        mutations = Mutations()
         threads = [threading.Thread(target=client, args=(port, code, stop_at, totals, i))
                    for i in range(args.clients)]
+        threads += [threading.Thread(target=mutator,
+                                     args=(port, code, stop_at, mutations, 1000 + i))
+                    for i in range(args.mutators)]
         for t in threads:
             t.start()
         rss: list[int] = []
@@ -174,10 +246,13 @@ def main() -> int:
     print(f"soak: {args.seconds:.0f} s, {args.clients} clients, {args.workers} workers")
     print(f"soak: sent={totals.sent} answered={totals.answered} lost={totals.lost}")
     print("soak: by status: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.by_status.items())))
+    print(f"soak: mutated requests: answered={mutations.answered} "
+          f"closed={mutations.closed} hung={mutations.hung}")
     print(f"soak: master RSS KiB: start={rss[0] if rss else 0} max={max(rss, default=0)} "
           f"end={rss[-1] if rss else 0}")
     print(f"soak: server exit status {rc}, {len(alerts)} alert line(s), log {log_path}")
-    failed = totals.lost > 0 or bool(totals.unexpected) or rc != 0 or bool(alerts)
+    failed = (totals.lost > 0 or bool(totals.unexpected) or rc != 0 or bool(alerts)
+              or mutations.hung > 0)
     for u in totals.unexpected:
         print(f"soak: unexpected answer {u}")
     for a in alerts[:5]:
