@@ -6,8 +6,11 @@
 #   clang-tidy   the checks in .clang-tidy (committed at the top), every warning an error
 #
 # clang-tidy takes about 2 minutes for src/ on one core: `make -j2 lint` halves that.
+#
+#   make format        formats the C sources in place (.clang-format at the top)
+#   make format-check  fails, naming the files, if any is not formatted (CI runs it)
 
-LINT_PKGS = cppcheck clang-tidy pkg-config python3-dev libuv1-dev libhttp-parser-dev \
+LINT_PKGS = cppcheck clang-tidy clang-format pkg-config python3-dev libuv1-dev libhttp-parser-dev \
             libyajl-dev libarchive-dev
 LINT_PYTHON ?= /usr/bin/python3
 LINT_SRC = $(sort $(wildcard src/*.c src/*/*.c))
@@ -15,7 +18,19 @@ LINT_DEFS = -std=c11 -D_GNU_SOURCE -Isrc -DPYRT_PYTHON='"python3"' -DPYRT_PYTHON
 LINT_INC = $(shell $(LINT_PYTHON)-config --includes 2>/dev/null) \
            $(shell pkg-config --cflags libuv yajl libarchive 2>/dev/null)
 
-.PHONY: lint lint-deps lint-cppcheck lint-tidy
+.PHONY: lint lint-deps lint-cppcheck lint-tidy format format-check
+
+FORMAT_SRC = $(sort $(wildcard src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h \
+                                tests/fuzz/*.c tests/fuzz/*.h bench/ceiling.c))
+
+format: | lint-deps
+	clang-format -i $(FORMAT_SRC)
+
+format-check: | lint-deps
+	@clang-format --dry-run --Werror $(FORMAT_SRC) 2>/dev/null || { \
+	  echo "not formatted (make format fixes them):"; \
+	  for f in $(FORMAT_SRC); do \
+	    clang-format --dry-run --Werror $$f >/dev/null 2>&1 || echo "  $$f"; done; exit 1; }
 
 lint-deps:
 	@sh tools/install-deps.sh $(LINT_PKGS)

@@ -381,6 +381,10 @@ static void process_frames(worker_t *w)
 static void on_grace_over(uv_timer_t *t)
 {
     worker_t *w = t->data;
+    /* Timers run before signals in a loop turn: on a loaded machine its exit may be
+     * waiting to be reaped, and its own status is the better answer. (The worker is
+     * freed only in a later turn, by its handles' close callbacks.) */
+    pool_reap();
     if (!w->exited && w->pid > 0) {
         log_msg(LOG_WARN, "worker %d closed its channel but did not exit; killing it", (int)w->pid);
         worker_kill(w, "worker closed its channel to the master");
