@@ -2,7 +2,7 @@
 #
 #   make bench         installs the servers it compares (Debian packages), builds pyrt and
 #                      the C ceiling, runs bench/bench.py: results in bench/results/
-#                      (latest.md, latest.json, latest.tsv); about 15 minutes
+#                      (latest.md, latest.json, latest.tsv); about 18 minutes
 #   make bench-smoke   pyrt and the C ceiling only, one short run of each figure, nothing
 #                      installed, no assertion on speed: results in $(BUILD)/bench-smoke/
 #

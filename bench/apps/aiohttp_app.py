@@ -30,7 +30,7 @@ async def execution(request: web.Request) -> web.Response:
     if (request.content_length or 0) > contract.MAX_BODY:
         return _reply(contract.TOO_LARGE)
     body = await request.read()
-    return _reply(contract.execute(body))
+    return _reply(await contract.execute_async(body))
 
 
 async def not_allowed(request: web.Request) -> web.Response:

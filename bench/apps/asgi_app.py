@@ -64,4 +64,4 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         msg = await receive()
         chunks.append(msg.get("body", b""))
         more = msg.get("more_body", False)
-    await _reply(send, contract.execute(b"".join(chunks)))
+    await _reply(send, await contract.execute_async(b"".join(chunks)))

@@ -11,7 +11,9 @@ between its server and `execute()`. What it implements, as pyrt does:
   500, not an object 400, a file outside the code dir or missing 500;
 - the module is imported once per process and cached (by resolved path);
 - `main(req, res)` with `res.json(obj, status, headers)` / `res.send(text, ...)`, a
-  returned dict/list (JSON), str (text) or bytes; any exception 500 with the traceback.
+  returned dict/list (JSON), str (text) or bytes; any exception 500 with the traceback;
+  on the event-loop servers (aiohttp_app, asgi_app: execute_async) an `async def main`
+  is awaited on the loop, so executions that wait overlap.
 
 Lean on purpose: no timeout (the servers cannot stop running code), no reload on a
 changed file, no output capture. Configuration from the environment:
@@ -20,14 +22,16 @@ INTERNAL_RUNTIME_KEY (required) and BENCH_CODE_DIR (default /usr/code).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import importlib.util
+import inspect
 import json
 import os
 import sys
 import traceback
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 KEY = os.environ["INTERNAL_RUNTIME_KEY"].encode()
 CODE_DIR = os.path.realpath(os.environ.get("BENCH_CODE_DIR", "/usr/code"))
@@ -140,8 +144,19 @@ def _answer(out: Any, res: Response) -> Answer:
     return error(500, f"main returned an unsupported value: {type(out).__name__}")
 
 
-def execute(body: bytes) -> Answer:
-    """One execution for an authorised request with this body."""
+class Call:
+    """An authorised, parsed request ready to run: main, and the req and res it gets."""
+    __slots__ = ("fn", "req", "res")
+
+    def __init__(self, fn: Callable[[Request, Response], Any], req: Request,
+                 res: Response) -> None:
+        self.fn = fn
+        self.req = req
+        self.res = res
+
+
+def prepare(body: bytes) -> Union[Call, Answer]:
+    """The call for an authorised request with this body, or the error answer."""
     if not body:
         return error(500, "no data received")
     try:
@@ -161,10 +176,32 @@ def execute(body: bytes) -> Answer:
         return error(500, "function not found, Did you forget to name it `main`?")
     env = data.get("env") or {}
     headers = data.get("headers") or {}
-    req = Request(env, headers, data.get("payload", {}))
-    res = Response()
+    return Call(fn, Request(env, headers, data.get("payload", {})), Response())
+
+
+def execute(body: bytes) -> Answer:
+    """One execution for an authorised request with this body (the WSGI app)."""
+    call = prepare(body)
+    if not isinstance(call, Call):
+        return call
     try:
-        out = fn(req, res)
-        return _answer(out, res)
+        return _answer(call.fn(call.req, call.res), call.res)
+    except BaseException:  # noqa: BLE001 - any escape is a 500 with its traceback
+        return error(500, traceback.format_exc())
+
+
+async def execute_async(body: bytes) -> Answer:
+    """execute() for the apps on an event loop: an `async def main` is awaited there, so
+    executions that wait overlap (the I/O-bound workload)."""
+    call = prepare(body)
+    if not isinstance(call, Call):
+        return call
+    try:
+        out = call.fn(call.req, call.res)
+        if inspect.isawaitable(out):
+            out = await out
+        return _answer(out, call.res)
+    except asyncio.CancelledError:
+        raise
     except BaseException:  # noqa: BLE001 - any escape is a 500 with its traceback
         return error(500, traceback.format_exc())

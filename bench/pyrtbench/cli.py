@@ -35,6 +35,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, help="wrk runs per concurrency (default 3)")
     ap.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     ap.add_argument("--concurrency", help="comma-separated connection counts (default 1,16,64)")
+    ap.add_argument("--io-concurrency",
+                    help="comma-separated connection counts for the I/O-bound function "
+                         "(default 16,64,256; 64 with --smoke; empty: skip it)")
     ap.add_argument("--payload-sizes", help="comma-separated, e.g. 1K,64K,1M,10M")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, help="results folder (default bench/results, "
@@ -80,16 +83,30 @@ def settings_from(args: argparse.Namespace, has_openruntimes: bool) -> Settings:
     servers = [s for s in ALL_SERVERS if s in servers]
     conc = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
             else [16] if smoke else [1, 16, 64])
+    io_conc = (parse_counts(args.io_concurrency) if args.io_concurrency is not None
+               else [64] if smoke else [16, 64, 256])
     sizes = ([parse_size(x) for x in args.payload_sizes.split(",") if x] if args.payload_sizes
              is not None else [1024] if smoke else [1024, 64 * 1024, 1024 ** 2, 10 * 1024 ** 2])
     return Settings(
         servers=servers, runs=args.runs or (1 if smoke else 3),
         duration=args.duration or (1 if smoke else 5), concurrency=conc,
+        io_concurrency=io_conc,
         fairness_conns=64, fairness_duration=2 if smoke else 6,
         payload_sizes=sizes, payload_conns=8, payload_duration=1 if smoke else 3,
         cold_runs=1 if smoke else 3, workers=args.workers, extra_workers=2,
         runaway_runs=1 if smoke else 3, runaway_timeout=2.0, warmup=1, smoke=smoke,
         v5_logging=args.v5_logging == "enabled")
+
+
+def parse_counts(text: str) -> list[int]:
+    """Connection counts, comma-separated (empty: none)."""
+    try:
+        counts = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit(f"bench: bad connection counts {text!r}") from None
+    if any(c < 1 for c in counts):
+        raise SystemExit(f"bench: connection counts must be at least 1: {text!r}")
+    return counts
 
 
 def main(argv: Optional[list[str]] = None) -> int:

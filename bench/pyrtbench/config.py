@@ -42,6 +42,14 @@ V5_TIMEOUT = 15
 V5_BODY = b'{"payload": "Hello World! 2"}'
 V5_ANSWER = {"normal": "Hello World!", "env1": "Hello World!", "payload": "Hello World! 2",
              "path": "/hello", "name": "bench", "test": "test1"}
+# The I/O-bound workload (issue 19): the same answers after the function awaits IO_WAIT_MS
+# (asyncio.sleep, standing for a call to another service). v5 servers run
+# bench/functions/v5 with the wait in the query; the async anchors run bench/functions/io
+# (the upstream request and answer, an `async def main`) with it in the request's headers.
+IO_SERVERS = ["pyrt-v5", "openruntimes-v5", "aiohttp", "uvicorn"]
+IO_WAIT_MS = 50
+IO_V5_PATH = f"{V5_PATH}&wait_ms={IO_WAIT_MS}"
+IO_HEADER = "x-wait-ms"
 OPENRUNTIMES_ENV = "BENCH_OPENRUNTIMES_SRC"
 OPENRUNTIMES_SH = APPS / "openruntimes_v5.sh"
 OPENRUNTIMES_FILES = ("server.py", "custom_worker.py", "function_types.py", "logger.py",

@@ -1,6 +1,6 @@
-"""The measurements: cold start and memory per worker, throughput rounds, fairness under
-load, payload scaling, the v5 logs folder and runaway code (Bench), with the summaries
-they are kept as."""
+"""The measurements: cold start and memory per worker, throughput rounds, the I/O-bound
+function, fairness under load, payload scaling, the v5 logs folder and runaway code
+(Bench), with the summaries they are kept as."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from pyrtbench.config import (STALL_MS, UPSTREAM_ANSWER, V5_ANSWER, V5_BODY, V5_PATH, log,
-                              v5_headers)
+from pyrtbench.config import (IO_HEADER, IO_SERVERS, IO_V5_PATH, IO_WAIT_MS, STALL_MS,
+                              UPSTREAM_ANSWER, V5_ANSWER, V5_BODY, V5_PATH, log, v5_headers)
 from pyrtbench.httpclient import Req, http_request
 from pyrtbench.procs import cpu_seconds, pss_kib
 from pyrtbench.servers import Lab, Server, wait_answer
@@ -49,16 +49,29 @@ class Bench:
         v5 = Req(V5_BODY, V5_PATH, v5_headers(settings.v5_logging))
         v5_headers_file = lab.work / "headers-v5.txt"
         v5_headers_file.write_text("".join(f"{k}: {v}\n" for k, v in v5.headers))
+        io_seed = Req(json.dumps({
+            "path": str(code / "io"), "file": "index.py",
+            "env": {"ENV1": "Hello World!"}, "payload": "Hello World! 2",
+            "timeout": 60, "headers": {"test": "test1", IO_HEADER: str(IO_WAIT_MS)}}).encode())
+        io_v5 = Req(V5_BODY, IO_V5_PATH, v5.headers)
         self.workloads = {
             "seed": Workload(self.upstream,
                              WrkReq(self.body_file("upstream", self.upstream.body)),
                              UPSTREAM_ANSWER),
             "v5": Workload(v5, WrkReq(self.body_file("v5", v5.body), v5_headers_file, V5_PATH),
                            V5_ANSWER),
+            "io-seed": Workload(io_seed, WrkReq(self.body_file("io", io_seed.body)),
+                                UPSTREAM_ANSWER),
+            "io-v5": Workload(io_v5, WrkReq(self.bodies["v5"], v5_headers_file, IO_V5_PATH),
+                              V5_ANSWER),
         }
 
     def wl(self, name: str) -> Workload:
         return self.workloads[self.lab.specs[name].workload]
+
+    def io_wl(self, name: str) -> Workload:
+        """The I/O-bound workload in the server's contract."""
+        return self.workloads["io-" + self.lab.specs[name].workload]
 
     def body_file(self, name: str, data: bytes) -> Path:
         path = self.lab.work / f"body-{name}.json"
@@ -75,11 +88,13 @@ class Bench:
         for line in self.lab.scan_log(srv, expect_timeouts):
             self.note(name, f"{prefix}log: {line}")
 
-    def good_answer(self, name: str) -> Callable[[int, bytes], bool]:
-        """The ceiling answers anything; the others must give their function's answer."""
+    def good_answer(self, name: str,
+                    workload: Optional[Workload] = None) -> Callable[[int, bytes], bool]:
+        """The ceiling answers anything; the others must give their function's answer (to
+        the server's main workload unless another is given)."""
         if not self.lab.specs[name].python:
             return lambda status, data: status == 200
-        answer = self.wl(name).answer
+        answer = (workload or self.wl(name)).answer
 
         def check(status: int, data: bytes) -> bool:
             if status != 200:
@@ -166,52 +181,92 @@ class Bench:
         return servers
 
     def throughput(self, servers: dict[str, Server]) -> None:
-        names = list(servers)
         for srv in servers.values():
             srv.mark("throughput")
+        raw = self.rounds(servers, self.s.concurrency, self.wl, "")
+        for name in servers:
+            self.results[name]["throughput"] = self.summarise(name, raw[name], "")
+
+    def io_bound(self, servers: dict[str, Server]) -> None:
+        """The I/O-bound function (awaits IO_WAIT_MS, then answers) on the servers that run
+        it, in interleaved rounds as the throughput; each is first checked with one request
+        (on pyrt that first execution runs alone, and tells it main is a coroutine) and
+        warmed up."""
+        io = {}
+        for name, srv in servers.items():
+            if name not in IO_SERVERS:
+                continue
+            srv.mark("I/O-bound")
+            wl = self.io_wl(name)
+            try:
+                check_once(srv, wl.req, self.good_answer(name, wl))
+                run_wrk(srv.port, 16, self.s.warmup, wl.wrk)
+                io[name] = srv
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                self.note(name, f"I/O-bound function: {exc}")
+        raw = self.rounds(io, self.s.io_concurrency, self.io_wl, "I/O-bound ")
+        for name in io:
+            self.results[name]["io"] = self.summarise(name, raw[name], "I/O-bound ")
+
+    def rounds(self, servers: dict[str, Server], concurrency: list[int],
+               workload: Callable[[str], Workload], what: str
+               ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """wrk runs of every server at every concurrency, interleaved (run 1 of each, then
+        run 2, ...) with the order rotated, so drift in the machine spreads over all."""
+        names = list(servers)
         raw: dict[str, dict[str, list[dict[str, Any]]]] = {
-            n: {str(c): [] for c in self.s.concurrency} for n in names}
-        for r in range(self.s.runs):
-            order = names[r % len(names):] + names[:r % len(names)] if names else []
-            for c in self.s.concurrency:
-                for name in order:
-                    srv = servers[name]
-                    pids = srv.tree()
-                    cpu0 = cpu_seconds(pids)
-                    try:
-                        res = run_wrk(srv.port, c, self.s.duration, self.wl(name).wrk)
-                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                        self.note(name, f"wrk c={c}: {exc}")
+            n: {str(c): [] for c in concurrency} for n in names}
+        for r in range(self.s.runs if names else 0):
+            for c in concurrency:
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    res = self.timed_wrk(name, servers[name], c, workload(name).wrk, what)
+                    if res is None:
                         continue
-                    cpu1 = cpu_seconds(srv.tree())
-                    res["cpu_s"] = cpu1 - cpu0
-                    res["cpu_us_per_req"] = (res["cpu_s"] * 1e6 / res["requests"]
-                                             if res["requests"] else None)
                     raw[name][str(c)].append(res)
-                    log(f"run {r + 1}/{self.s.runs} c={c} {name}: {res['rps']:.0f} req/s, "
-                        f"p99 {res['latency_us']['p99'] / 1000:.2f} ms, "
+                    log(f"{what}run {r + 1}/{self.s.runs} c={c} {name}: {res['rps']:.0f} "
+                        f"req/s, p99 {res['latency_us']['p99'] / 1000:.2f} ms, "
                         f"{res['error_count']} errors")
-        for name in names:
-            out: dict[str, Any] = {}
-            for ck, runs in raw[name].items():
-                if not runs:
-                    continue
-                out[ck] = {
-                    "rps": summary([x["rps"] for x in runs]),
-                    "p50_ms": statistics.median(x["latency_us"]["p50"] / 1000 for x in runs),
-                    "p99_ms": statistics.median(x["latency_us"]["p99"] / 1000 for x in runs),
-                    "mean_ms": statistics.median(x["latency_us"]["mean"] / 1000 for x in runs),
-                    "cpu_us_per_req": median_or_none([x["cpu_us_per_req"] for x in runs]),
-                    "errors": sum(x["error_count"] for x in runs),
-                    "errors_by_kind": {k: sum(x["errors"][k] for x in runs)
-                                       for k in runs[0]["errors"]},
-                    "requests": sum(x["requests"] for x in runs),
-                    "runs": runs,
-                }
-                if out[ck]["errors"]:
-                    self.note(name, f"c={ck}: {out[ck]['errors']} wrk errors "
-                                    f"{out[ck]['errors_by_kind']}")
-            self.results[name]["throughput"] = out
+        return raw
+
+    def timed_wrk(self, name: str, srv: Server, conns: int, wreq: WrkReq,
+                  what: str) -> Optional[dict[str, Any]]:
+        """One wrk run with the CPU its server's process tree spent meanwhile; None (and a
+        note) when wrk failed."""
+        cpu0 = cpu_seconds(srv.tree())
+        try:
+            res = run_wrk(srv.port, conns, self.s.duration, wreq)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            self.note(name, f"{what}wrk c={conns}: {exc}")
+            return None
+        res["cpu_s"] = cpu_seconds(srv.tree()) - cpu0
+        res["cpu_us_per_req"] = (res["cpu_s"] * 1e6 / res["requests"]
+                                 if res["requests"] else None)
+        return res
+
+    def summarise(self, name: str, raw: dict[str, list[dict[str, Any]]],
+                  what: str) -> dict[str, Any]:
+        """Per concurrency: the median run and the spread, median percentiles, errors
+        (noted when there are any)."""
+        out: dict[str, Any] = {}
+        for ck, runs in raw.items():
+            if not runs:
+                continue
+            out[ck] = {
+                "rps": summary([x["rps"] for x in runs]),
+                "p50_ms": statistics.median(x["latency_us"]["p50"] / 1000 for x in runs),
+                "p99_ms": statistics.median(x["latency_us"]["p99"] / 1000 for x in runs),
+                "mean_ms": statistics.median(x["latency_us"]["mean"] / 1000 for x in runs),
+                "cpu_us_per_req": median_or_none([x["cpu_us_per_req"] for x in runs]),
+                "errors": sum(x["error_count"] for x in runs),
+                "errors_by_kind": {k: sum(x["errors"][k] for x in runs)
+                                   for k in runs[0]["errors"]},
+                "requests": sum(x["requests"] for x in runs),
+                "runs": runs,
+            }
+            if out[ck]["errors"]:
+                self.note(name, f"{what}c={ck}: {out[ck]['errors']} wrk errors "
+                                f"{out[ck]['errors_by_kind']}")
+        return out
 
     def fairness(self, name: str, srv: Server) -> None:
         conns, duration = self.s.fairness_conns, self.s.fairness_duration
@@ -410,6 +465,9 @@ class Bench:
         try:
             log("phase 3: throughput rounds")
             self.throughput(servers)
+            if self.s.io_concurrency:
+                log(f"phase 3b: I/O-bound function (awaits {IO_WAIT_MS} ms)")
+                self.io_bound(servers)
             log("phase 4: fairness under load, memory after load")
             for name, srv in servers.items():
                 self.fairness(name, srv)
@@ -436,6 +494,16 @@ class Bench:
             for name, notes in self.lab.notes.items():
                 for text in notes:
                     self.note(name, text)
+
+
+def check_once(srv: Server, req: Req, check: Callable[[int, bytes], bool]) -> None:
+    """One request on a fresh connection; RuntimeError unless its answer passes check."""
+    try:
+        status, data, _ = http_request(srv.port, req, timeout=10.0)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"check request failed: {exc}") from exc
+    if not check(status, data):
+        raise RuntimeError(f"unexpected answer: status {status}: {data[:200]!r}")
 
 
 def kill_to_ready_ms(log_path: Path) -> list[float]:

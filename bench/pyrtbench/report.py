@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from pyrtbench.config import ALL_SERVERS, FRESH_TARGET_MS, STALL_MS, V5_SERVERS
+from pyrtbench.config import (ALL_SERVERS, FRESH_TARGET_MS, IO_HEADER, IO_SERVERS, IO_WAIT_MS,
+                              STALL_MS, V5_SERVERS)
 from pyrtbench.settings import Settings, size_label
 
 
@@ -54,6 +55,41 @@ def v5_ratios(results: dict[str, dict[str, Any]], concs: list[str]) -> dict[str,
     return out
 
 
+IO_PYRT = "pyrt-v5"
+IO_TARGET_CONNS = "64"
+
+
+def io_ideal_rps(conns: str) -> float:
+    """What the I/O-bound function allows at most: every connection always waiting."""
+    return int(conns) * 1000 / IO_WAIT_MS
+
+
+def io_analysis(results: dict[str, dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """The I/O-bound function: the ideal at each concurrency, pyrt-v5 over the best of
+    the others there (req/s and p99), and issue 19's target (c=64, at least the best)."""
+    out: dict[str, Any] = {"wait_ms": IO_WAIT_MS, "ideal_rps": {}, "vs_best": {},
+                           "target": None}
+    for c in (str(c) for c in settings.io_concurrency):
+        out["ideal_rps"][c] = io_ideal_rps(c)
+        rps: dict[str, float] = {}
+        for n in IO_SERVERS:
+            v = get(results, n, "io", c, "rps", "median")
+            if n != IO_PYRT and v is not None:
+                rps[n] = v
+        best = max(rps, key=rps.__getitem__) if rps else None
+        mine = get(results, IO_PYRT, "io", c)
+        out["vs_best"][c] = {
+            "best": best,
+            "rps": ratio(get(mine or {}, "rps", "median"), rps.get(best or "")),
+            "p99": ratio(get(mine or {}, "p99_ms"), get(results, best or "", "io", c, "p99_ms")),
+        }
+    x = get(out, "vs_best", IO_TARGET_CONNS, "rps")
+    if IO_TARGET_CONNS in out["vs_best"]:
+        out["target"] = {"conns": int(IO_TARGET_CONNS), "value": x, "goal": "≥ 1.0x",
+                         "ok": None if x is None else x >= 1.0}
+    return out
+
+
 def analyse(results: dict[str, dict[str, Any]], settings: Settings) -> dict[str, Any]:
     """Ratios pyrt/anchor, % of the ceiling, and the issue's targets."""
     out: dict[str, Any] = {"ratios": {}, "pct_of_ceiling": {}, "targets": []}
@@ -67,6 +103,7 @@ def analyse(results: dict[str, dict[str, Any]], settings: Settings) -> dict[str,
             pct[c] = x * 100 if x is not None else None
         out["pct_of_ceiling"][name] = pct
     out["v5"] = v5_ratios(results, concs)
+    out["io"] = io_analysis(results, settings)
     if "pyrt" not in results:
         return out
     p = results["pyrt"]
@@ -159,17 +196,25 @@ def write_reports(out_dir: Path, doc: dict[str, Any]) -> None:
     (out_dir / "latest.md").write_text(markdown(doc))
 
 
+def wrk_rows(name: str, figures: dict[str, Any], prefix: str) -> list[list[str]]:
+    """The TSV rows of a phase of wrk runs (figures by concurrency), names prefixed."""
+    rows = []
+    for c, t in figures.items():
+        rows += [[name, f"{prefix}rps_median", c, f"{t['rps']['median']:.1f}", "req/s"],
+                 [name, f"{prefix}rps_min", c, f"{t['rps']['min']:.1f}", "req/s"],
+                 [name, f"{prefix}rps_max", c, f"{t['rps']['max']:.1f}", "req/s"],
+                 [name, f"{prefix}p50", c, f"{t['p50_ms']:.3f}", "ms"],
+                 [name, f"{prefix}p99", c, f"{t['p99_ms']:.3f}", "ms"],
+                 [name, f"{prefix}cpu_per_req", c, fmt(t["cpu_us_per_req"], ".1f"), "us"],
+                 [name, f"{prefix}errors", c, str(t["errors"]), "count"]]
+    return rows
+
+
 def tsv(doc: dict[str, Any]) -> str:
     rows = [["server", "figure", "concurrency_or_size", "value", "unit"]]
     for name, r in doc["results"].items():
-        for c, t in (r.get("throughput") or {}).items():
-            rows += [[name, "rps_median", c, f"{t['rps']['median']:.1f}", "req/s"],
-                     [name, "rps_min", c, f"{t['rps']['min']:.1f}", "req/s"],
-                     [name, "rps_max", c, f"{t['rps']['max']:.1f}", "req/s"],
-                     [name, "p50", c, f"{t['p50_ms']:.3f}", "ms"],
-                     [name, "p99", c, f"{t['p99_ms']:.3f}", "ms"],
-                     [name, "cpu_per_req", c, fmt(t["cpu_us_per_req"], ".1f"), "us"],
-                     [name, "errors", c, str(t["errors"]), "count"]]
+        rows += wrk_rows(name, r.get("throughput") or {}, "")
+        rows += wrk_rows(name, r.get("io") or {}, "io_")
         f = r.get("fairness") or {}
         if f:
             rows += [[name, "fresh_client_median", str(f["conns"]),
@@ -206,6 +251,10 @@ def tsv(doc: dict[str, Any]) -> str:
         for fig, value in rr.items():
             rows.append([key, f"ratio_{fig.split('_c')[0]}",
                          fig.split("_c")[1] if "_c" in fig else "", fmt(value, ".3f"), "x"])
+    for c, vb in (get(doc, "analysis", "io", "vs_best") or {}).items():
+        key = f"{IO_PYRT}/{vb['best'] or 'best'}"
+        rows += [[key, "io_ratio_rps", c, fmt(vb["rps"], ".3f"), "x"],
+                 [key, "io_ratio_p99", c, fmt(vb["p99"], ".3f"), "x"]]
     return "".join("\t".join(row) + "\n" for row in rows)
 
 
@@ -278,6 +327,7 @@ def markdown(doc: dict[str, Any]) -> str:
         row.append(str(sum(errs)))
         L.append(table_row(row))
     L += markdown_v5(doc, names, concs)
+    L += markdown_io(doc, names)
     L.append("")
     L.append(f"## Fairness under {st['fairness_conns']} connections, cold start, memory")
     L.append("")
@@ -445,6 +495,89 @@ def markdown_v5(doc: dict[str, Any], names: list[str], concs: list[str]) -> list
                 [fmt(rr.get(f"cpu_c{c}"), ".2f", "x") for c in concs] +
                 [fmt(rr.get("cold_start"), ".2f", "x"), fmt(rr.get("pss_after_load"), ".2f", "x")]))
     return L
+
+
+IO_ENFORCEMENT = (
+    "Not the same work, though: pyrt-v5 enforces each execution's deadline "
+    "(`x-open-runtimes-timeout`; at the deadline the master answers that client and the "
+    "task is cancelled, and a task that blocks the loop with sync code gets its worker "
+    "killed and replaced) and attributes output (each task's `print` and `context.log` go "
+    "to its own execution's log files). The aiohttp and uvicorn apps enforce no deadline "
+    "and capture no output. open-runtimes' server cancels a coroutine that awaits past its "
+    "timeout (`asyncio.wait_for`) but cannot stop one that blocks the loop, and redirects "
+    "`sys.stdout` for the whole process, so the prints of concurrent executions mix.")
+
+
+def markdown_io(doc: dict[str, Any], names: list[str]) -> list[str]:
+    """The I/O-bound section: req/s against the ideal, latency, and pyrt-v5 over the best
+    of the others."""
+    res: dict[str, dict[str, Any]] = doc["results"]
+    concs = [str(c) for c in doc["settings"].get("io_concurrency") or []]
+    rows = [n for n in names if n in IO_SERVERS and res[n].get("io")]
+    if not concs or not rows:
+        return []
+    an = get(doc, "analysis", "io") or {}
+    L = ["", f"## I/O-bound function (awaits {IO_WAIT_MS} ms)", ""]
+    L.append(f"The same coroutine on each server: `async def main` awaits "
+             f"`asyncio.sleep({IO_WAIT_MS / 1000:g})` (a call to another service), then "
+             "answers. The v5 rows run `functions/v5` with the wait in the query "
+             f"(`wait_ms={IO_WAIT_MS}`, the v5 request otherwise); aiohttp and uvicorn run "
+             f"`functions/io` (the upstream request and answer, the wait in its `{IO_HEADER}` "
+             "header) awaited on their event loop. Every server has "
+             f"{doc['settings']['workers']} worker processes, but none is bound by them "
+             "here: each runs many executions at once on its event loop (pyrt-v5: "
+             "`--async-slots`, 1000 by default in v5). The ideal is every connection always "
+             f"waiting: connections / {IO_WAIT_MS / 1000:g} s = "
+             + ", ".join(f"{io_ideal_rps(c):.0f} req/s at c={c}" for c in concs) + ".")
+    L.append("")
+    L += table_head(["server"] + [f"req/s c={c}" for c in concs] +
+                    [f"% of ideal c={c}" for c in concs] +
+                    [f"p50 / p99 c={c} (ms)" for c in concs] +
+                    [f"CPU/req c={c} (µs)" for c in concs] + ["wrk errors"])
+    for n in rows:
+        L.append(table_row([res[n].get("label", n)] + io_cells(res[n]["io"], concs)))
+    vb = an.get("vs_best") or {}
+    L.append("")
+    if any(get(vb, c, "best") for c in concs):
+        L += table_head(["pyrt-v5 / best of the others"] + [f"c={c}" for c in concs])
+        L.append(table_row(["req/s"] + [io_ratio_cell(vb.get(c), "rps") for c in concs]))
+        L.append(table_row(["p99 (lower is better)"] +
+                           [io_ratio_cell(vb.get(c), "p99") for c in concs]))
+    else:
+        L.append("No other server ran it in this run: no ratio.")
+    t = an.get("target")
+    if t:
+        mark = "n/a" if t["ok"] is None else ("ok" if t["ok"] else "**missed**")
+        L.append("")
+        L.append(f"Target (issue 19): at c={t['conns']}, pyrt-v5's req/s at least the best "
+                 f"of the others ({t['goal']}): {fmt(t['value'], '.2f', 'x')}, {mark}.")
+    L.append("")
+    L.append(IO_ENFORCEMENT)
+    return L
+
+
+def io_cells(io: dict[str, Any], concs: list[str]) -> list[str]:
+    cells = []
+    for c in concs:
+        t = io.get(c)
+        cells.append(f"{t['rps']['median']:.0f} ({t['rps']['min']:.0f}–{t['rps']['max']:.0f})"
+                     if t else "–")
+    for c in concs:
+        v = get(io, c, "rps", "median")
+        cells.append(fmt(v and v / io_ideal_rps(c) * 100, ".0f", "%"))
+    for c in concs:
+        t = io.get(c)
+        cells.append(f"{t['p50_ms']:.1f} / {t['p99_ms']:.1f}" if t else "–")
+    for c in concs:
+        cells.append(fmt(get(io, c, "cpu_us_per_req"), ".0f"))
+    cells.append(str(sum(get(io, c, "errors") or 0 for c in concs)))
+    return cells
+
+
+def io_ratio_cell(vb: Optional[dict[str, Any]], key: str) -> str:
+    if not vb or vb.get(key) is None:
+        return "–"
+    return f"{vb[key]:.2f}x (vs {vb['best']})"
 
 
 def table_head(cols: list[str]) -> list[str]:

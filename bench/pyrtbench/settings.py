@@ -13,6 +13,7 @@ class Settings:
     runs: int
     duration: int
     concurrency: list[int]
+    io_concurrency: list[int]         # the I/O-bound function's (empty: not measured)
     fairness_conns: int
     fairness_duration: int
     payload_sizes: list[int]
