@@ -34,9 +34,19 @@ static run_answer_t *answer;
 static bool answered;
 static uint64_t submitted_ns;
 
+/* The pool is shut down on the loop turn after the answer: an answer never re-enters
+ * the pool (it comes from inside it). */
+static uv_timer_t shutdown_later;
+
 static void on_pool_stopped(void)
 {
     uv_close((uv_handle_t *)&sig_chld, NULL);
+}
+
+static void shutdown_pool(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, NULL);
+    pool_shutdown(on_pool_stopped);
 }
 
 static void take_answer(int status, const char *headers, size_t headers_len, const char *body,
@@ -48,7 +58,7 @@ static void take_answer(int status, const char *headers, size_t headers_len, con
     answer->worker_pid = pid;
     answer->ms = submitted_ns ? (double)(uv_hrtime() - submitted_ns) / 1e6 : 0;
     answered = true;
-    pool_shutdown(on_pool_stopped);
+    (void)uv_timer_start(&shutdown_later, shutdown_pool, 0, 0); /* 0: it has a callback */
 }
 
 static void on_answer(job_t *job, const job_answer_t *a)
@@ -132,6 +142,7 @@ int master_run_once(const serve_config_t *cfg, const run_request_t *req, run_ans
     reqid_generate(out->id);
 
     loop = uv_default_loop();
+    (void)uv_timer_init(loop, &shutdown_later); /* 0 on Unix: it only fills the handle */
     int rc = uv_signal_init(loop, &sig_chld);
     if (rc == 0)
         rc = uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
