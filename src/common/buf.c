@@ -2,6 +2,7 @@
 #include "common/buf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +34,55 @@ void buf_reserve(buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void buf_append(buf_t *b, const void *data, size_t len)
+void buf_append_grow(buf_t *b, const void *data, size_t len)
 {
     buf_reserve(b, len);
     if (len)
         memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';
+}
+
+void buf_append_int(buf_t *b, long long v)
+{
+    char digits[24];
+    size_t n = 0;
+    /* Negated as unsigned: LLONG_MIN has no positive long long. */
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        digits[sizeof(digits) - ++n] = '-';
+    buf_append(b, digits + sizeof(digits) - n, n);
+}
+
+void buf_append_fixed(buf_t *b, double v, int decimals)
+{
+    static const long long scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 6)
+        decimals = 6;
+    if (!(v > -1e15 && v < 1e15)) /* also NaN */
+        v = 0;
+    bool negative = v < 0;
+    double scaled = (negative ? -v : v) * (double)scale[decimals] + 0.5;
+    long long units = (long long)scaled;
+    if (negative && units > 0)
+        buf_append(b, "-", 1);
+    buf_append_int(b, units / scale[decimals]);
+    if (decimals == 0)
+        return;
+    char frac[8];
+    long long rest = units % scale[decimals];
+    for (int i = decimals - 1; i >= 0; i--) {
+        frac[i] = (char)('0' + rest % 10);
+        rest /= 10;
+    }
+    buf_append(b, ".", 1);
+    buf_append(b, frac, (size_t)decimals);
 }
 
 void buf_append_str(buf_t *b, const char *s)

@@ -77,8 +77,18 @@ static size_t format_time(char *out, size_t size)
         strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
         cached_sec = ts.tv_sec;
     }
-    int n = snprintf(out, size, "%s.%03ldZ", cached, ts.tv_nsec / 1000000);
-    return n > 0 ? (size_t)n : 0;
+    size_t n = strlen(cached);
+    if (n + 6 > size)
+        return 0;
+    long ms = ts.tv_nsec / 1000000;
+    memcpy(out, cached, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
+    return n + 5;
 }
 
 #define BATCH_FLUSH_AT (64 * 1024)
@@ -140,13 +150,23 @@ static void start_line(buf_t *line, log_level_t level, const char *role, pid_t p
     if (log_format == LOG_FORMAT_JSON) {
         buf_append_str(line, "{\"time\":\"");
         buf_append(line, ts, n);
-        buf_appendf(line, "\",\"level\":\"%s\",\"role\":", level_names[level]);
+        buf_append_str(line, "\",\"level\":\"");
+        buf_append_str(line, level_names[level]);
+        buf_append_str(line, "\",\"role\":");
         json_append_text(line, role, strlen(role));
-        buf_appendf(line, ",\"pid\":%d,", (int)pid);
+        buf_append_str(line, ",\"pid\":");
+        buf_append_int(line, pid);
+        buf_append(line, ",", 1);
         return;
     }
     buf_append(line, ts, n);
-    buf_appendf(line, " [%s] %s %d: ", level_names[level], role, (int)pid);
+    buf_append_str(line, " [");
+    buf_append_str(line, level_names[level]);
+    buf_append_str(line, "] ");
+    buf_append_str(line, role);
+    buf_append(line, " ", 1);
+    buf_append_int(line, pid);
+    buf_append_str(line, ": ");
 }
 
 /* The message: as it is in text; the last key and the closing brace in JSON. */
@@ -179,6 +199,18 @@ void log_write(log_level_t level, const char *fmt, ...)
     emit_level(&line, level);
     buf_free(&line);
     errno = saved_errno;
+}
+
+void log_text(log_level_t level, const char *text, size_t len)
+{
+    if (level < log_min_level)
+        return;
+    buf_t line = BUF_INIT;
+    buf_reserve(&line, len + 128);
+    start_line(&line, level, log_role, log_pid);
+    put_message(&line, text, len);
+    emit_level(&line, level);
+    buf_free(&line);
 }
 
 void log_write_as(log_level_t level, const char *role, pid_t pid, const char *prefix,
@@ -246,16 +278,18 @@ void log_event(log_level_t level, const char *event, const log_field_t *fields, 
             json_append_text(&line, f->key, strlen(f->key));
             buf_append(&line, ":", 1);
         } else {
-            buf_appendf(&line, " %s=", f->key);
+            buf_append(&line, " ", 1);
+            buf_append_str(&line, f->key);
+            buf_append(&line, "=", 1);
         }
         if (f->str && json)
             json_append_text(&line, f->str, f->len);
         else if (f->str)
             buf_append(&line, f->str, f->len);
         else if (f->is_real) /* NaN and infinities are not JSON: 0 */
-            buf_appendf(&line, "%.3f", f->real > -1e300 && f->real < 1e300 ? f->real : 0.0);
+            buf_append_fixed(&line, f->real, 3);
         else
-            buf_appendf(&line, "%lld", f->num);
+            buf_append_int(&line, f->num);
     }
     if (json)
         buf_append(&line, "}", 1);

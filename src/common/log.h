@@ -43,6 +43,10 @@ int log_format_parse(const char *name, log_format_t *out);
 
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A message already built (no format string; `text` need not be NUL-terminated), for
+ * lines written per request: the access line. */
+void log_text(log_level_t level, const char *text, size_t len);
+
 /* A line on behalf of another process (the master writes the workers' output). `text`
  * need not be NUL-terminated and is written as is, after `prefix`. */
 void log_write_as(log_level_t level, const char *role, pid_t pid, const char *prefix,

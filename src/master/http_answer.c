@@ -143,14 +143,29 @@ static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_
         log_event(LOG_INFO, "access", fields, sizeof(fields) / sizeof(fields[0]));
         return;
     }
-    char worker[24];
+    /* "access req=ID method=M path=P status=S ms=T worker=PID outcome=O", built without
+     * printf: it is written for every request. */
+    buf_t line = BUF_INIT;
+    buf_reserve(&line, 384 + (size_t)url_len);
+    buf_append_str(&line, "access req=");
+    buf_append_str(&line, r->id[0] ? r->id : "-");
+    buf_append_str(&line, " method=");
+    buf_append_str(&line, method);
+    buf_append_str(&line, " path=");
+    buf_append(&line, r->url.data ? r->url.data : "", (size_t)url_len);
+    buf_append_str(&line, " status=");
+    buf_append_int(&line, status);
+    buf_append_str(&line, " ms=");
+    buf_append_fixed(&line, ms, 2);
+    buf_append_str(&line, " worker=");
     if (worker_pid > 0)
-        snprintf(worker, sizeof(worker), "%d", (int)worker_pid);
+        buf_append_int(&line, worker_pid);
     else
-        snprintf(worker, sizeof(worker), "-");
-    log_write(LOG_INFO, "access req=%s method=%s path=%.*s status=%d ms=%.2f worker=%s outcome=%s",
-              r->id[0] ? r->id : "-", method, url_len, r->url.data ? r->url.data : "", status,
-              ms, worker, outcome);
+        buf_append(&line, "-", 1);
+    buf_append_str(&line, " outcome=");
+    buf_append_str(&line, outcome);
+    log_text(LOG_INFO, line.data, line.len);
+    buf_free(&line);
 }
 
 /* Status 499 is no answer sent: nginx's "client closed request", which log readers
@@ -186,11 +201,21 @@ void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len
 
     buf_t out = BUF_INIT;
     buf_reserve(&out, 160 + headers_len + (no_body ? 0 : body_len));
-    buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    /* Built without printf: this runs for every answer. */
+    buf_append_str(&out, "HTTP/1.1 ");
+    buf_append_int(&out, status);
+    buf_append(&out, " ", 1);
+    buf_append_str(&out, reason_phrase(status));
+    buf_append(&out, "\r\n", 2);
     buf_append(&out, headers, headers_len);
-    if (!no_length)
-        buf_appendf(&out, "Content-Length: %zu\r\n", body_len);
-    buf_appendf(&out, "x-request-id: %s\r\n", c->req.id);
+    if (!no_length) {
+        buf_append_str(&out, "Content-Length: ");
+        buf_append_int(&out, (long long)body_len);
+        buf_append(&out, "\r\n", 2);
+    }
+    buf_append_str(&out, "x-request-id: ");
+    buf_append_str(&out, c->req.id);
+    buf_append(&out, "\r\n", 2);
     if (!keep)
         buf_append_str(&out, "Connection: close\r\n");
     else if (c->parser.http_major == 1 && c->parser.http_minor == 0)

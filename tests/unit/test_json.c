@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,9 +172,43 @@ static void test_error_body_long_message(void **state)
     buf_free(&b);
 }
 
+/* The access line's numbers, written without printf: as printf writes them, but for
+ * ties, rounded half away from zero. */
+static void test_buf_append_int_and_fixed(void **state)
+{
+    (void)state;
+    static const long long ints[] = {0, 7, -7, 10, 499, 2147483647, -2147483648LL,
+                                     9223372036854775807LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        buf_t b = BUF_INIT;
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", ints[i]);
+        buf_append_int(&b, ints[i]);
+        assert_string_equal(b.data, want);
+        buf_free(&b);
+    }
+    static const struct {
+        double v;
+        int decimals;
+        const char *want;
+    } fixed[] = {
+        {0, 3, "0.000"},      {1.5, 2, "1.50"},         {0.0004, 3, "0.000"},
+        {0.0006, 3, "0.001"}, {12.3456, 2, "12.35"},    {-2.25, 1, "-2.3"},
+        {-0.0001, 2, "0.00"}, {999.9996, 3, "1000.000"}, {3.0, 0, "3"},
+        {1e300, 3, "0.000"},  {NAN, 3, "0.000"},  {123456.789, 6, "123456.789000"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        buf_t b = BUF_INIT;
+        buf_append_fixed(&b, fixed[i].v, fixed[i].decimals);
+        assert_string_equal(b.data, fixed[i].want);
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_append_int_and_fixed),
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_quote_and_backslash),
