@@ -9,7 +9,7 @@ def log(stream: int, text: str, seq: int = ..., /) -> None:
     """One context.log (stream 0) or context.error (1) line, sent to the master at once;
     a task names its execution (seq)."""
 
-def read_frames(read: bool, /) -> List[Union[int, Tuple[int, str, bytes, Optional[_Head]]]]:
+def read_frames(read: bool, /) -> List[Union[int, Tuple[int, str, bytes, Optional[_Head], bool]]]:
     """Tasks: the CALLs (tuples) and CANCELs (seqs) the master sent; one read first."""
 
 def send_result(seq: int, answer: _Answer, /) -> int:
@@ -20,3 +20,6 @@ def output(seq: int, stream: int, data: bytes, /) -> None:
 
 def running(seq: int, /) -> None:
     """Tasks: the task whose code runs on the event loop now (0: none)."""
+
+def cancelled(seq: int, /) -> None:
+    """Tasks: the CANCEL for task seq was read (the loop turns)."""

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
         Mapping,
         Optional,
         Sequence,
-        TextIO,
         Tuple,
         Union,
     )
@@ -70,8 +69,11 @@ if TYPE_CHECKING:
     # An execution's steps: it yields what main returned when that is awaitable and is
     # sent back its value (or thrown its exception); it returns the answer.
     Steps = Generator[Awaitable[Any], Any, Answer]
-    # A CALL for a task: (seq, request id, body, None or (method, target, headers)).
-    TaskCall = Tuple[int, str, bytes, Optional[Tuple[bytes, bytes, List[Tuple[bytes, bytes]]]]]
+    # A CALL from the event loop: (seq, request id, body, None or (method, target,
+    # headers), whether it is a task or runs alone).
+    TaskCall = Tuple[
+        int, str, bytes, Optional[Tuple[bytes, bytes, List[Tuple[bytes, bytes]]]], bool
+    ]
 
 _Request = function_types.Request
 _Response = function_types.Response
@@ -98,7 +100,9 @@ _wrote = False  # did this execution write to sys.stdout / sys.stderr?
 _OUTPUT_FLAG = 0x2  # PROTO_RESULT_OUTPUT: the master reads the pipes before answering
 _RECYCLE_FLAG = 0x1  # PROTO_RESULT_RECYCLE: replace this worker after the answer
 _ASYNC_FLAG = 0x4  # PROTO_RESULT_ASYNC: main was a coroutine function
+_SYNC_FLAG = 0x8  # PROTO_RESULT_SYNC: main ran and returned no awaitable
 _hit_memory_limit = False
+_streams: List[Optional[_TrackedStream]] = [None, None]  # sys.stdout, sys.stderr as installed
 _contract = "seed"
 _forced_headers: Dict[str, str] = {}  # v5: OPEN_RUNTIMES_HEADERS, lower-case names
 # v2: [stdout parts, stderr parts] of the execution running (per task: a context var)
@@ -107,6 +111,8 @@ _capture: contextvars.ContextVar[Optional[List[List[str]]]] = contextvars.Contex
 )
 # The task this code runs for (its CALL's seq); 0 outside tasks.
 _task_seq: contextvars.ContextVar[int] = contextvars.ContextVar("pyrt_task_seq", default=0)
+# Set when main ran and returned something that is not awaitable (the SYNC flag).
+_ran_sync: contextvars.ContextVar[bool] = contextvars.ContextVar("pyrt_ran_sync", default=False)
 _arity: Dict[Main, int] = {}  # main -> 1 (main(context)) or 2 (main(req, res))
 
 
@@ -129,19 +135,26 @@ class _BadResponse(Exception):
 class _TrackedStream(io.TextIOWrapper):
     """sys.stdout / sys.stderr: written straight through to fds 1 and 2 (pipes to the
     master), noting that something was written, so the master knows to read them
-    before the answer leaves (their lines then carry this execution's id)."""
+    before the answer leaves (their lines then carry this execution's id). What a task
+    writes (--async-slots) goes to the master as OUTPUT frames naming its execution
+    instead, whole lines at a time: the pipes cannot say whose a line is. (Checked here,
+    not by swapping sys.stdout: a logging handler made at import holds this object.)"""
 
     def write(self, s: str) -> int:
         global _wrote
-        _wrote = True
+        stream = 1 if self is _streams[1] else 0
         capture = _capture.get()
         if capture is not None:  # v2: the answer's envelope carries it too
-            capture[self is sys.stderr].append(str(s))
+            capture[stream].append(str(s))
+        seq = _task_seq.get()
+        if seq:
+            return _task_write(seq, stream, str(s))
+        _wrote = True
         return super().write(s)
 
 
 def _install_streams() -> None:
-    for name, fd in (("stdout", 1), ("stderr", 2)):
+    for index, (name, fd) in enumerate((("stdout", 1), ("stderr", 2))):
         raw = io.FileIO(fd, "w", closefd=False)
         # Each line goes to the pipe as it is printed: output written before a hang,
         # a crash or a deadline must reach the log too.
@@ -152,6 +165,7 @@ def _install_streams() -> None:
             line_buffering=True,
         )
         setattr(sys, name, stream)
+        _streams[index] = stream
 
 
 def configure(code_root: str, default_file: Optional[str], contract: str = "seed") -> None:
@@ -342,6 +356,8 @@ def _call(main: Main, *args: object) -> Generator[Awaitable[Any], Any, Any]:
     value = main(*args)
     if hasattr(value, "__await__"):
         value = yield value
+    else:
+        _ran_sync.set(True)
     return value
 
 
@@ -364,12 +380,16 @@ def _run_steps(steps: Steps, internal_error: Callable[[str], Answer]) -> Answer:
     sent: Any = None
     error: Optional[BaseException] = None
     flags = 0
+    token = _ran_sync.set(False)
     try:
         while True:
             try:
                 awaitable = steps.throw(error) if error is not None else steps.send(sent)
             except StopIteration as done:
                 status, headers, out, own = done.value
+                if _ran_sync.get():
+                    flags |= _SYNC_FLAG
+                _ran_sync.reset(token)
                 return status, headers, out, own | flags
             flags = _ASYNC_FLAG
             try:
@@ -913,48 +933,16 @@ class _Stepped:
                 sent, error = None, e
 
 
-class _TaskStream(io.TextIOBase):
-    """sys.stdout / sys.stderr while tasks run: what a task prints goes to the master as
-    OUTPUT frames naming its execution, whole lines at a time; what code outside any
-    task prints (a thread of the module) goes to the pipe as before, which the master
-    logs as not attributable."""
-
-    def __init__(self, fallback: TextIO, stream: int) -> None:
-        super().__init__()
-        self._fallback = fallback
-        self._stream = stream
-
-    encoding = "utf-8"
-
-    @property
-    def buffer(self) -> Any:  # bytes written here cannot be attributed to a task
-        return self._fallback.buffer
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fallback.fileno()
-
-    def write(self, s: str) -> int:
-        text = str(s)
-        seq = _task_seq.get()
-        if not seq:
-            return self._fallback.write(text)
-        capture = _capture.get()
-        if capture is not None:  # v2: the answer's envelope carries it too
-            capture[self._stream].append(text)
-        key = (seq, self._stream)
-        pending = _partial_lines.pop(key, "") + text
-        cut = pending.rfind("\n") + 1
-        if cut:
-            _send_output(seq, self._stream, pending[:cut])
-        if cut < len(pending):
-            _partial_lines[key] = pending[cut:]
-        return len(text)
-
-    def flush(self) -> None:
-        self._fallback.flush()
+def _task_write(seq: int, stream: int, text: str) -> int:
+    """What task `seq` printed: whole lines go to the master now, the rest waits."""
+    key = (seq, stream)
+    pending = _partial_lines.pop(key, "") + text
+    cut = pending.rfind("\n") + 1
+    if cut:
+        _send_output(seq, stream, pending[:cut])
+    if cut < len(pending):
+        _partial_lines[key] = pending[cut:]
+    return len(text)
 
 
 def _send_output(seq: int, stream: int, text: str) -> None:
@@ -971,34 +959,65 @@ def _flush_task_output(seq: int) -> None:
 
 def serve_tasks(first: TaskCall, channel_fd: int) -> None:
     """The worker's life from its first task on; never returns (the C side exits when
-    the master closes the channel)."""
+    the master closes the channel). A CALL to run alone (a function not known to be
+    async, sent only while no task runs) stops the loop and runs as it would without
+    tasks, so that a sync main may start an event loop of its own."""
     loop = _event_loop()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    setattr(sys, "stdout", _TaskStream(sys.stdout, 0))
-    setattr(sys, "stderr", _TaskStream(sys.stderr, 1))
     _take_frames([first])
     _take_frames(_pyrt_worker.read_frames(False))
     loop.add_reader(channel_fd, _on_channel)
-    loop.run_forever()
+    while True:
+        loop.run_forever()
+        while _alone:
+            _run_alone(_alone.pop(0))
 
 
 def _on_channel() -> None:
     _take_frames(_pyrt_worker.read_frames(True))
 
 
+_alone: List[TaskCall] = []  # CALLs to run alone, once the loop has stopped
+
+
 def _take_frames(frames: Sequence[Union[int, TaskCall]]) -> None:
-    """CALLs become tasks; a CANCEL (a seq) cancels its task."""
+    """CALLs become tasks (or wait for the loop to stop, to run alone); a CANCEL (a seq)
+    is acknowledged at once -- reading it shows the loop turns -- and cancels its task."""
     for frame in frames:
         if isinstance(frame, int):
+            _pyrt_worker.cancelled(frame)
             task = _tasks.get(frame)
             if task is not None:
                 task.cancel()
             continue
-        seq, request_id, body, head = frame
-        task = _event_loop().create_task(_run_task(seq, body, head))
+        seq, request_id, body, head, is_task = frame
+        if not is_task:
+            _alone.append(frame)
+            _event_loop().stop()
+            continue
+        try:
+            task = _event_loop().create_task(_run_task(seq, body, head))
+        except BaseException as e:  # the execution is answered whatever happens
+            _pyrt_worker.send_result(seq, _internal_error("pyrt internal error: " + repr(e)))
+            continue
         _tasks[seq] = task
         task.add_done_callback(functools.partial(_task_done, seq))
+
+
+def _run_alone(frame: TaskCall) -> None:
+    """One execution with the loop stopped, in a context of its own that names it (its
+    output goes as a task's)."""
+    seq, request_id, body, head, _ = frame
+
+    def run() -> Answer:
+        _task_seq.set(seq)
+        if head is None:
+            answer = execute(request_id, body)
+        else:
+            answer = execute_http(request_id, head[0], head[1], head[2], body)
+        _flush_task_output(seq)
+        return answer
+
+    _pyrt_worker.send_result(seq, contextvars.Context().run(run))
 
 
 async def _run_task(
@@ -1029,6 +1048,8 @@ async def _drive_task(steps: Steps, seq: int) -> Answer:
                 awaitable = steps.throw(error) if error is not None else steps.send(sent)
             except StopIteration as done:
                 status, headers, out, own = done.value
+                if _ran_sync.get():  # in the task's own context
+                    flags |= _SYNC_FLAG
                 return status, headers, out, own | flags
             finally:
                 _pyrt_worker.running(0)

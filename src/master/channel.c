@@ -155,7 +155,10 @@ void channel_send_call(worker_t *w, job_t *job, call_kind_t kind)
     proto_frame_end(&head, start, job->body.len);
 
     job->worker = w;
-    gate_open(w->gate, seq);
+    /* A task is never taken back: it needs no gate slot. (Up to --async-slots of them
+     * may be unread at once, more than the gate's slots.) */
+    if (kind != CALL_TASK)
+        gate_open(w->gate, seq);
     if (prefetched) {
         w->prefetched = job;
         w->next_seq = seq;
@@ -254,7 +257,7 @@ static void handle_result(worker_t *w, const proto_frame_t *f)
     job->worker = NULL;
     w->answered = true;
     backoff_answered(&pool.backoff, job->target);
-    tasks_learn(job->target, (res.flags & PROTO_RESULT_ASYNC) != 0);
+    tasks_learn(job->target, res.flags);
 
     /* The worker's next state first: its GO goes out before the client's answer is
      * written, so it starts what is behind meanwhile. (The answer does not re-enter the
@@ -297,10 +300,16 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
     const uint8_t *text = frame.text;
     job_t *job = w->job && seq == w->seq_running ? w->job : NULL;
     size_t *bytes = &w->output_bytes;
-    task_t *task = job ? NULL : tasks_find(w, seq);
+    task_t *task = job || !w->tasks_mode ? NULL : tasks_find(w, seq);
+    /* The id its line goes under in pyrt's log, when not in a log file: a task's own
+     * (also once answered); in tasks mode an unknown seq is nobody's. */
+    const char *id = w->last_id[0] ? w->last_id : "-";
     if (task) {
         job = task->job;
         bytes = &task->output_bytes;
+        id = task->id;
+    } else if (w->tasks_mode && !job) {
+        id = "unattributed";
     }
     if (*bytes >= OUTPUT_CAP_PER_EXEC)
         return 0; /* the cap is logged by output.c */
@@ -315,8 +324,7 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
         pool.output_sink(name, (const char *)text, cut);
         return 0;
     }
-    log_output("worker", w->pid, w->last_id[0] ? w->last_id : "-", name, (const char *)text,
-               cut);
+    log_output("worker", w->pid, id, name, (const char *)text, cut);
     return 0;
 }
 
@@ -348,6 +356,10 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
         break;
     case PROTO_MSG_OUTPUT:
         if (w->tasks_mode && tasks_output(w, f) == 0)
+            return;
+        break;
+    case PROTO_MSG_CANCELLED:
+        if (w->tasks_mode && tasks_cancel_read(w, f) == 0)
             return;
         break;
     case PROTO_MSG_LOG:
@@ -416,6 +428,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (!w->exited)
         (void)uv_timer_start(&w->timer, on_grace_over, CHANNEL_EOF_GRACE_MS, 0);
+}
+
+void channel_close_expecting_exit(worker_t *w)
+{
+    channel_close(w);
+    if (!w->exited && w->pid > 0)
+        (void)uv_timer_start(&w->timer, on_grace_over, STOP_GRACE_MS, 0); /* it has a cb */
 }
 
 int channel_start(worker_t *w)

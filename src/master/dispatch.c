@@ -7,7 +7,7 @@
 worker_t *idle_worker(void)
 {
     for (worker_t *w = pool.workers; w; w = w->next)
-        if (w->state == W_IDLE)
+        if (w->state == W_IDLE && !w->exited)
             return w;
     return NULL;
 }
@@ -53,6 +53,36 @@ static job_t *take_back_prefetched(void)
     return NULL;
 }
 
+/* The queue's head must wait -- it runs alone and no worker is idle, or every worker
+ * is full. Tasks behind a head that runs alone need not wait for it: they go where
+ * there is room, and one worker stops taking tasks so that it falls idle for the head
+ * (tasks.c). Only the first QUEUE_SCAN_MAX jobs are looked at. */
+static void dispatch_tasks_behind(void)
+{
+    if (pool.config->async_slots <= 1)
+        return;
+    bool head_alone = pool.queue.length > 0 && !tasks_known_async(pool.queue.head->target);
+    bool room = false;
+    for (worker_t *w = pool.workers; w; w = w->next) {
+        if (!head_alone)
+            w->reserved = false; /* nothing waits to run alone any more */
+        room |= tasks_room(w);
+    }
+    if (!head_alone)
+        return;
+    tasks_reserve_one();
+    job_t *job = pool.queue.head->next;
+    for (unsigned looked = 0; room && job && looked < QUEUE_SCAN_MAX; looked++) {
+        job_t *next = job->next;
+        worker_t *w = tasks_worker_for(job);
+        if (w) {
+            queue_remove(&pool.queue, job);
+            channel_send_call(w, job, CALL_TASK);
+        }
+        job = next;
+    }
+}
+
 void dispatch(void)
 {
     worker_t *w;
@@ -66,6 +96,7 @@ void dispatch(void)
         else
             break;
     }
+    dispatch_tasks_behind();
     while ((w = idle_worker()) != NULL) {
         job_t *job = take_back_prefetched();
         if (job == NULL)

@@ -39,14 +39,19 @@ static void emit(void *ctx, const char *text, size_t len)
 {
     output_t *o = ctx;
     worker_t *w = o->worker;
-    task_t *t = w->tasks_mode ? tasks_sole(w) : NULL;
-    if (t) {
-        output_route(w, t->job, t->id, o->name, &t->output_bytes, &t->output_cut, text, len);
-        return;
-    }
-    if (w->tasks_mode && w->task_count > 0) { /* capped per worker, until it falls idle */
-        output_route(w, NULL, "unattributed", o->name, &w->output_bytes, &w->output_cut, text,
-                     len);
+    if (w->tasks_mode) {
+        /* While one task runs alone, what is in the pipes is its own; once another has
+         * joined, nothing is anybody's until the worker falls idle (tasks.c). */
+        task_t *t = w->output_mixed ? NULL : tasks_sole(w);
+        if (t)
+            output_route(w, t->job, t->id, o->name, &t->output_bytes, &t->output_cut, text,
+                         len);
+        else if (w->job && w->task_count == 0)
+            output_route(w, w->job, w->job->id, o->name, &w->output_bytes, &w->output_cut,
+                         text, len);
+        else /* capped per worker, until it falls idle */
+            output_route(w, NULL, "unattributed", o->name, &w->output_bytes, &w->output_cut,
+                         text, len);
         return;
     }
     output_route(w, w->job, w->last_id[0] ? w->last_id : "-", o->name, &w->output_bytes,

@@ -46,8 +46,9 @@ void finish_job_error(job_t *job, int status, const char *message, const char *o
 unsigned live_workers(void)
 {
     unsigned n = 0;
+    /* A draining worker (tasks.c) is replaced now: it takes nothing new. */
     for (worker_t *w = pool.workers; w; w = w->next)
-        if (w->state != W_DYING)
+        if (w->state != W_DYING && !w->draining)
             n++;
     return n;
 }
@@ -418,8 +419,7 @@ bool pool_can_take_work(void)
     if (pool.shutting_down)
         return false;
     for (worker_t *w = pool.workers; w; w = w->next)
-        if (w->state == W_IDLE || (w->tasks_mode && w->job == NULL && !w->draining &&
-                                   w->task_count < (unsigned)pool.config->async_slots))
+        if ((w->state == W_IDLE && !w->exited) || (w->tasks_mode && tasks_room(w)))
             return true;
     return waiting() < (size_t)pool.config->max_queue; /* it would wait, not get 503 */
 }

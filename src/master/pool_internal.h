@@ -52,6 +52,7 @@
 #define RESULT_HEADER_NAME_MAX 256
 #define TASK_CANCEL_GRACE_MS 1000 /* a cancelled task's RESULT must come within this */
 #define ASYNC_TARGETS 64          /* functions remembered as having a coroutine main */
+#define QUEUE_SCAN_MAX 64         /* queued jobs looked at behind one that must wait */
 
 /* In the master's child before it execs the zygote. */
 #define ZYGOTE_EXEC_EXIT_FD 126   /* the control socket could not become its fd */
@@ -138,7 +139,8 @@ void result_free(result_t *r);
 typedef struct task {
     job_t *job; /* the pool's; NULL once answered at its deadline (its RESULT awaited) */
     uint32_t seq;
-    uint64_t cancel_by;          /* uv_now() by which a cancelled task must have ended */
+    uint64_t cancel_by;          /* uv_now() by which the worker must have read its CANCEL */
+    bool acked;                  /* the worker read the CANCEL (CANCELLED came) */
     size_t output_bytes;         /* against OUTPUT_CAP_PER_EXEC */
     bool output_cut;
     char id[REQID_MAX + 1];      /* its request id, kept after the job is answered */
@@ -182,7 +184,8 @@ struct worker {
     bool prefetch_used;          /* a CALL went out behind `job`, taken back or not */
     gate_t *gate;                /* shared with the worker (gate.h); unmapped by worker_free() */
     char last_id[REQID_MAX + 1]; /* tags output, also after the execution answered */
-    size_t output_bytes;         /* this execution's, against OUTPUT_CAP_PER_EXEC */
+    size_t output_bytes;         /* this execution's, against OUTPUT_CAP_PER_EXEC (in tasks
+                                    mode: its unattributed output's, until it falls idle) */
     bool output_cut;
     bool exited;
     bool answered;           /* sent at least one RESULT */
@@ -195,8 +198,11 @@ struct worker {
     bool tasks_mode;         /* it took a CALL flagged TASK: it runs tasks from now on */
     task_t *tasks;           /* --async-slots of them once in tasks mode; worker_free frees */
     unsigned task_count;     /* running, or cancelled and not yet ended */
-    unsigned cancels_pending; /* cancelled tasks whose RESULT has not come */
+    unsigned cancels_pending; /* CANCELs the worker has not read yet (CANCELLED not come) */
     bool draining;           /* to be replaced: takes no more tasks, goes when they end */
+    bool reserved;           /* takes no more tasks: an execution to run alone waits for it */
+    bool output_mixed;       /* several executions ran at once since it was last idle: its
+                                pipes' output is nobody's (output.c) */
     uv_timer_t cancel_timer; /* the grace of cancelled tasks (TASK_CANCEL_GRACE_MS) */
     worker_t *prev, *next;   /* pool.workers */
 };
@@ -309,6 +315,10 @@ void deadline_passed(job_t *job);
 int channel_start(worker_t *w);
 void channel_close(worker_t *w);
 
+/* Closes the channel of a worker that is to exit at its EOF; if it has not exited
+ * within STOP_GRACE_MS (its loop is busy, say), it is killed. */
+void channel_close_expecting_exit(worker_t *w);
+
 /* Frames already in the channel, read and handled now. */
 void channel_drain(worker_t *w);
 
@@ -391,8 +401,26 @@ void tasks_lost(worker_t *w, const char *what);
 /* An OUTPUT frame (whole lines a task printed). -1 when it is malformed. */
 int tasks_output(worker_t *w, const proto_frame_t *f);
 
-/* What the worker's functions are: learned from each RESULT's ASYNC flag. */
-void tasks_learn(const char *target, bool async);
+/* What a function is, from a RESULT's flags: ASYNC (it may share a worker), SYNC (it
+ * runs alone), or neither (main did not run: nothing learned). */
+void tasks_learn(const char *target, uint32_t result_flags);
+
+/* A CANCELLED frame: the worker read the CANCEL of task `seq`. -1 when malformed. */
+int tasks_cancel_read(worker_t *w, const proto_frame_t *f);
+
+/* Is the function known to have a coroutine main (its executions go as tasks)? */
+bool tasks_known_async(const char *target);
+
+/* Can the worker take a task now (idle, or running only tasks, with room)? */
+bool tasks_room(const worker_t *w);
+
+/* An execution to run alone waits and no worker is idle: the least loaded one that
+ * runs tasks takes no more, so that it falls idle. */
+void tasks_reserve_one(void);
+
+/* The worker's pipes: what is in them now belongs to what runs now. Called before a
+ * second execution joins a worker's loop, and when its last one has ended. */
+void tasks_output_period_ends(worker_t *w);
 
 /* The worker's one task, when it runs one and nothing else (its output on the pipes
  * is then that execution's), else NULL. */

@@ -24,13 +24,15 @@ static int async_target_index(const char *target)
     return -1;
 }
 
-void tasks_learn(const char *target, bool async)
+void tasks_learn(const char *target, uint32_t result_flags)
 {
     if (pool.config->async_slots <= 1)
         return;
     int i = async_target_index(target);
-    if (!async) {
-        if (i >= 0) /* it changed (a new file): it runs alone again */
+    if (!(result_flags & PROTO_RESULT_ASYNC)) {
+        /* Only a main that ran and was sync says so (a new file): an error before main
+         * (a bad body, a broken import) says nothing. */
+        if (i >= 0 && (result_flags & PROTO_RESULT_SYNC))
             pool.async_target_used[i] = false;
         return;
     }
@@ -44,11 +46,11 @@ void tasks_learn(const char *target, bool async)
 
 /* ------------------------------------------------------------ placing a task ---- */
 
-/* Room for one more task: in tasks mode or idle, nothing exclusive, not going, and its
- * loop not known to be stuck (a cancel unconfirmed). UINT32_MAX: no room. */
+/* Room for one more task: in tasks mode or idle, nothing exclusive, not going or
+ * reserved, and its loop not known to be stuck (a CANCEL unread). UINT32_MAX: no room. */
 static unsigned load_of(const worker_t *w)
 {
-    if (!w->chan_open || w->draining || w->cancels_pending > 0)
+    if (!w->chan_open || w->exited || w->draining || w->reserved || w->cancels_pending > 0)
         return UINT32_MAX;
     if (w->state == W_IDLE && !w->prefetched)
         return 0;
@@ -56,6 +58,35 @@ static unsigned load_of(const worker_t *w)
         w->task_count < (unsigned)pool.config->async_slots)
         return w->task_count;
     return UINT32_MAX;
+}
+
+bool tasks_known_async(const char *target)
+{
+    return pool.config->async_slots > 1 && async_target_index(target) >= 0;
+}
+
+bool tasks_room(const worker_t *w)
+{
+    return pool.config->async_slots > 1 && load_of(w) != UINT32_MAX;
+}
+
+void tasks_reserve_one(void)
+{
+    worker_t *best = NULL;
+    for (worker_t *w = pool.workers; w; w = w->next) {
+        if (w->reserved && w->state != W_DYING)
+            return; /* one is on its way to idle already */
+        if (w->tasks_mode && w->state == W_BUSY && w->job == NULL && !w->draining &&
+            (best == NULL || w->task_count < best->task_count))
+            best = w;
+    }
+    if (best)
+        best->reserved = true;
+}
+
+void tasks_output_period_ends(worker_t *w)
+{
+    output_end_execution(w, true);
 }
 
 worker_t *tasks_worker_for(const job_t *job)
@@ -82,6 +113,12 @@ void tasks_add(worker_t *w, job_t *job, uint32_t seq)
         w->tasks = xcalloc((size_t)pool.config->async_slots, sizeof(*w->tasks));
         w->output_bytes = 0;  /* from now on: its unattributed output (output.c) */
         w->output_cut = false;
+    }
+    if (w->task_count == 1 && !w->output_mixed) {
+        /* What the one task wrote to fds 1 and 2 so far is its own; from now on the
+         * pipes' output is nobody's, until the worker falls idle. */
+        tasks_output_period_ends(w);
+        w->output_mixed = true;
     }
     task_t *t = &w->tasks[w->task_count++];
     memset(t, 0, sizeof(*t));
@@ -135,14 +172,19 @@ static void after_task(worker_t *w)
 {
     if (w->task_count > 0)
         return;
+    if (w->output_mixed) {
+        tasks_output_period_ends(w); /* nobody's: logged as unattributed */
+        w->output_mixed = false;
+    }
     if (w->draining) {
-        /* It exits at its channel's EOF (worker.c). */
+        /* It exits at its channel's EOF (tasks.c in the worker), or is killed. */
         w->state = W_DYING;
         w->expected_exit = true;
-        channel_close(w);
+        channel_close_expecting_exit(w);
         return;
     }
     w->state = W_IDLE;
+    w->reserved = false;
     w->output_bytes = 0;
     w->output_cut = false;
 }
@@ -152,21 +194,23 @@ static void stop_grace_if_done(worker_t *w);
 void tasks_result(worker_t *w, task_t *t, const result_t *res)
 {
     job_t *job = t->job;
-    if (job && job->contract == CONTRACT_V5 && t == tasks_sole(w))
+    if (job && job->contract == CONTRACT_V5 && t == tasks_sole(w) && !w->output_mixed)
         output_end_execution(w, true); /* what it wrote to fds 1 and 2: its log file */
     bool cancelled = job == NULL;
+    bool unread = cancelled && !t->acked;
     remove_task(w, t);
-    if (cancelled) {
+    if (unread) { /* its RESULT came before its CANCELLED: the loop turns */
         w->cancels_pending--;
         stop_grace_if_done(w);
-    } else {
+    }
+    if (!cancelled) {
         job->worker = NULL;
         w->answered = true;
         backoff_answered(&pool.backoff, job->target);
-        tasks_learn(job->target, (res->flags & PROTO_RESULT_ASYNC) != 0);
-        if (channel_recycle_due(w, res->flags))
-            w->draining = true;
+        tasks_learn(job->target, res->flags);
     }
+    if (channel_recycle_due(w, res->flags))
+        w->draining = true;
     after_task(w);
     if (!cancelled)
         channel_answer(job, res, w->pid, (res->flags & PROTO_RESULT_RECYCLE) != 0);
@@ -190,6 +234,22 @@ void tasks_lost(worker_t *w, const char *what)
 }
 
 /* ------------------------------------------------------------ what tasks print ---- */
+
+int tasks_cancel_read(worker_t *w, const proto_frame_t *f)
+{
+    proto_reader_t r;
+    proto_reader_init(&r, f->payload, f->length);
+    uint32_t seq = proto_get_u32(&r);
+    if (r.error || r.left != 0)
+        return -1;
+    task_t *t = tasks_find(w, seq);
+    if (t == NULL || t->job != NULL || t->acked)
+        return 0; /* it ended first (its RESULT counted), or a CANCEL we never sent */
+    t->acked = true;
+    w->cancels_pending--;
+    stop_grace_if_done(w);
+    return 0;
+}
 
 int tasks_output(worker_t *w, const proto_frame_t *f)
 {
@@ -235,18 +295,22 @@ int tasks_output(worker_t *w, const proto_frame_t *f)
 
 /* ------------------------------------------------------------ deadlines ---- */
 
-/* The loop of a worker with a cancelled task that has not ended by its grace is stuck
- * in sync code: the worker goes, and each of its executions is answered with a 500
- * that names the execution that was running (the gate says which; else the first that
- * did not end). */
+/* A worker that has not read a CANCEL within its grace has a loop stuck in sync code:
+ * the worker goes, and each of its executions is answered with a 500 that names the
+ * execution that was running (the gate says which; else the cancelled one). */
 static void on_cancel_grace(uv_timer_t *timer)
 {
     worker_t *w = timer->data;
+    /* Timers run before I/O in a loop turn: on a loaded machine the CANCELLED may be
+     * waiting in the channel. */
+    channel_drain(w);
+    if (w->state == W_DYING || w->cancels_pending == 0)
+        return;
     uint64_t now = uv_now(pool.loop), next = 0;
     const task_t *late = NULL;
     for (unsigned i = 0; i < w->task_count; i++) {
         const task_t *t = &w->tasks[i];
-        if (t->job != NULL)
+        if (t->job != NULL || t->acked)
             continue;
         if (t->cancel_by <= now && late == NULL)
             late = t;
@@ -263,7 +327,8 @@ static void on_cancel_grace(uv_timer_t *timer)
     char what[ERROR_TEXT_MAX];
     snprintf(what, sizeof(what), "execution %s blocked the worker's event loop (%s); the "
              "worker was replaced", blocker ? blocker->id : late->id,
-             blocker ? "sync code in a coroutine" : "it did not end when cancelled");
+             blocker ? "sync code in a coroutine"
+                     : "the worker did not read its cancellation at the deadline");
     log_msg(LOG_WARN, "worker %d: %s", (int)w->pid, what);
     w->replaced_for = METRICS_REPLACED_TIMEOUT;
     worker_lost_job(w, what);

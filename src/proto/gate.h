@@ -15,6 +15,10 @@
  * compare-and-swap decides; the other side sees the outcome. No syscall, no round
  * trip, and slots do not depend on one another, so order does not matter.
  *
+ * Only CALLs that may be taken back use a slot: the one a worker runs and the one
+ * prefetched behind it, so slots are never reused while in use. Tasks (--async-slots)
+ * have none: they are never taken back.
+ *
  * User code in the worker can write the page: the master trusts a slot only about that
  * worker's own executions and never follows anything in it. */
 #ifndef PYRT_GATE_H

@@ -25,6 +25,7 @@
  *   CANCEL        master -> worker   u32 seq: a task's deadline passed (below)
  *   OUTPUT        worker -> master   u32 seq, u32 stream (0 stdout, 1 stderr), bytes text:
  *                                    whole lines a task printed (below)
+ *   CANCELLED     worker -> master   u32 seq: a CANCEL was read (below)
  *
  * A CALL flagged HTTP (v5) carries the request's head between the flags and the body:
  * bytes method, bytes target (path and query), u32 header count, then (bytes name,
@@ -37,13 +38,18 @@
  * a RESULT runs a PREFETCHED CALL only after the master's GO for it.
  *
  * Tasks (--async-slots): a CALL flagged TASK may run beside others on the worker's one
- * event loop. The first such CALL switches the worker to that loop for good; from then
- * on the master may send it more TASK CALLs before the earlier ones answered, never a
- * PREFETCHED one. What a task prints through sys.stdout/stderr comes as OUTPUT frames
- * with its seq (the pipes cannot say whose a line is); its RESULT is flagged ASYNC when
- * its main was a coroutine function, which is how the master learns that a function's
+ * event loop. It has no gate slot: the master never takes a task back, and more tasks
+ * than the gate has slots may be unread at once. The first such CALL switches the
+ * worker to that loop for good; from then on the master may send it more TASK CALLs
+ * before the earlier ones answered, never a PREFETCHED one, and a CALL without TASK
+ * only while no task runs (the worker runs it alone, its loop stopped). What an
+ * execution prints through sys.stdout/stderr on such a worker comes as OUTPUT frames
+ * with its seq (the pipes cannot say whose a line is). A RESULT is flagged ASYNC when
+ * main was a coroutine function, SYNC when main ran and returned something else (an
+ * error before main says neither): that is how the master learns whether a function's
  * executions may share a worker. At a task's deadline the master answers the client
- * itself and sends CANCEL; the task's RESULT, whatever it says, confirms it ended.
+ * itself and sends CANCEL. The worker answers CANCELLED as soon as it reads it, which
+ * shows that its loop turns; the task's RESULT, whatever it says, comes when it ends.
  *
  * The master never trusts what a worker sends (user code can write to the channel):
  * every length is checked against what is left, and the caller validates values. */
@@ -68,6 +74,7 @@ enum proto_msg {
     PROTO_MSG_LOG = 8,
     PROTO_MSG_CANCEL = 9,
     PROTO_MSG_OUTPUT = 10,
+    PROTO_MSG_CANCELLED = 11,
 };
 
 /* CALL flags. */
@@ -79,6 +86,7 @@ enum proto_msg {
 #define PROTO_RESULT_RECYCLE 0x1u /* the worker asks to be replaced after this answer */
 #define PROTO_RESULT_OUTPUT 0x2u  /* sys.stdout/stderr were written: read the pipes first */
 #define PROTO_RESULT_ASYNC 0x4u   /* main was a coroutine function: its kind may share */
+#define PROTO_RESULT_SYNC 0x8u    /* main ran and returned no awaitable: its kind runs alone */
 
 /* OUTPUT streams. */
 #define PROTO_OUTPUT_STDOUT 0u

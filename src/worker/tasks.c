@@ -12,7 +12,8 @@
 #include "worker/pyembed.h"
 #include "worker/worker.h"
 
-/* (seq, id, body, head): head is None, or (method, target, headers) for an HTTP CALL. */
+/* (seq, id, body, head, task): head is None, or (method, target, headers) for an HTTP
+ * CALL; task is False for a CALL to run alone (the master saw no coroutine main yet). */
 static PyObject *call_tuple(const call_t *c)
 {
     PyObject *head;
@@ -27,8 +28,9 @@ static PyObject *call_tuple(const call_t *c)
     } else {
         head = Py_NewRef(Py_None);
     }
-    return Py_BuildValue("(Is#y#N)", c->seq, (const char *)c->id, (Py_ssize_t)c->id_len,
-                         (const char *)c->body, (Py_ssize_t)c->body_len, head);
+    return Py_BuildValue("(Is#y#NO)", c->seq, (const char *)c->id, (Py_ssize_t)c->id_len,
+                         (const char *)c->body, (Py_ssize_t)c->body_len, head,
+                         (c->flags & PROTO_CALL_TASK) ? Py_True : Py_False);
 }
 
 void tasks_run(const call_t *first, size_t consumed)
@@ -53,7 +55,8 @@ static int take_frame(uint32_t type, uint32_t length, PyObject *out)
     if (type == PROTO_MSG_CALL) {
         call_t c;
         wchan_parse_call(0, length, &c);
-        gate_outcome_t says = gate_claim(wchan_gate(), c.seq);
+        /* A task has no gate slot (it is never taken back); a CALL to run alone has. */
+        gate_outcome_t says = c.flags & PROTO_CALL_TASK ? GATE_WON : gate_claim(wchan_gate(), c.seq);
         if (says == GATE_CANCELLED)
             return 0;
         if (says != GATE_WON) {
@@ -132,5 +135,15 @@ PyObject *tasks_py_running(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "I", &seq))
         return NULL;
     atomic_store_explicit(&wchan_gate()->running, seq, memory_order_relaxed);
+    Py_RETURN_NONE;
+}
+
+PyObject *tasks_py_cancelled(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned int seq;
+    if (!PyArg_ParseTuple(args, "I", &seq))
+        return NULL;
+    wchan_send_u32(PROTO_MSG_CANCELLED, seq);
     Py_RETURN_NONE;
 }

@@ -20,6 +20,7 @@ PyObject *tasks_py_read_frames(PyObject *self, PyObject *args);
 PyObject *tasks_py_send_result(PyObject *self, PyObject *args);
 PyObject *tasks_py_output(PyObject *self, PyObject *args);
 PyObject *tasks_py_running(PyObject *self, PyObject *args);
+PyObject *tasks_py_cancelled(PyObject *self, PyObject *args);
 
 /* Their entries in _pyrt_worker's method table. */
 #define TASKS_METHODS                                                                              \
@@ -29,6 +30,8 @@ PyObject *tasks_py_running(PyObject *self, PyObject *args);
          "send_result(seq, answer): a task's RESULT; returns its flags"},                          \
         {"output", tasks_py_output, METH_VARARGS,                                                  \
          "output(seq, stream, data): whole lines a task printed"},                                 \
+        {"cancelled", tasks_py_cancelled, METH_VARARGS,                                            \
+         "cancelled(seq): the CANCEL for task seq was read"},                                      \
     {                                                                                              \
         "running", tasks_py_running, METH_VARARGS,                                                 \
             "running(seq): the task whose code runs on the loop now (0: none)"                     \

@@ -201,6 +201,11 @@ void worker_run(int fd, gate_t *gate)
         }
         output_pending = false;
 
+        if (call.flags & PROTO_CALL_TASK) {
+            /* Tasks are never taken back, so they have no gate slot (proto.h). */
+            worker_limit_tasks();
+            tasks_run(&call, consumed); /* never returns */
+        }
         gate_outcome_t gate_says = gate_claim(gate, call.seq);
         if (gate_says != GATE_WON) {
             if (gate_says != GATE_CANCELLED) {
@@ -211,10 +216,6 @@ void worker_run(int fd, gate_t *gate)
             }
             wchan_consume(consumed); /* taken back by the master: not ours to run */
             continue;
-        }
-        if (call.flags & PROTO_CALL_TASK) {
-            worker_limit_tasks();
-            tasks_run(&call, consumed); /* never returns */
         }
 
         if (memory_mib > 0)

@@ -1,16 +1,21 @@
 """An I/O-bound async function for --async-slots (tests/e2e/test_async_slots.py).
 
 The query (v5) or the payload (seed, v2) says what to do: sleep `s` seconds, print and
-log a marker `m` before and after the wait, block the loop with sync code, crash the
-worker, or talk to an echo server over one connection shared by every execution.
+log a marker `m` before and after the wait, write it to fd 1 directly (`fd`) or through
+a logging handler made at import (`logging`), block the loop with sync code, crash the
+worker, keep going when cancelled (`swallow` seconds), or talk to an echo server over
+one connection shared by every execution.
 """
 import asyncio
+import logging
 import os
+import sys
 import time
 from typing import Any, Optional
 
 _echo: Optional[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = None
 _echo_lock = asyncio.Lock()
+logging.basicConfig(stream=sys.stderr, format="logging %(message)s")
 
 
 async def _echo_line(port: int, text: str) -> str:
@@ -30,6 +35,10 @@ async def run(args: dict[str, Any], log: Any) -> dict[str, Any]:
     if marker:
         print("before", marker)
         log("log-before " + marker)
+    if args.get("fd"):
+        os.write(1, f"fd-write {marker}".encode())  # no newline: an unfinished line
+    if args.get("logging"):
+        logging.getLogger("fn").warning("line %s", marker)
     if args.get("block"):
         time.sleep(float(args["block"]))  # sync code on the event loop
     if args.get("crash"):
@@ -42,7 +51,10 @@ async def run(args: dict[str, Any], log: Any) -> dict[str, Any]:
         await asyncio.sleep(float(args.get("s", 0.2)))
     except asyncio.CancelledError:
         print("cancelled", marker, flush=True)
-        raise
+        if not args.get("swallow"):
+            raise
+        await asyncio.sleep(float(args["swallow"]))  # cleanup that takes its time
+        print("went on after the cancel", marker)
     if marker:
         print("after", marker)
         log("log-after " + marker)
