@@ -8,6 +8,7 @@ answer that main is a coroutine function); the tests warm each worker up first.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import re
 import socket
@@ -101,6 +102,12 @@ def test_an_overrun_task_gets_the_timeout_and_the_others_finish(v5: ContractServ
     assert wait_until(lambda: f"req={req_id} stdout: cancelled late" in v5.log_text(), 5)
     assert [a.status for a in answers] == [200] * 32
     assert warm(v5) == before
+
+
+def seed_call(server: ContractServer, body: dict[str, Any]) -> Answer:
+    """A seed (or v2) execution with this JSON body."""
+    return server.execute(body=json.dumps(body), secret=None, headers={
+        "content-type": "application/json", "x-internal-challenge": KEY})
 
 
 def request_id_of(server: ContractServer, path_pattern: str) -> str:
@@ -373,10 +380,7 @@ def test_a_refused_request_does_not_make_pyrt_forget_a_function_is_async(
     """A 400 (main never ran) says nothing about main: tasks still go beside a long one."""
     server = serve(contract_factory, "--workers", "1", "--async-slots", "16",
                    "--entrypoint", "seed.py", contract="seed")
-    headers = {"content-type": "application/json", "x-internal-challenge": KEY}
-
-    def call(body: dict[str, Any]) -> Answer:
-        return server.execute(body=json.dumps(body), secret=None, headers=headers)
+    call = functools.partial(seed_call, server)
     assert call({"payload": {"s": 0.01}}).status == 200
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         long = pool.submit(call, {"payload": {"s": 4}})
@@ -391,10 +395,7 @@ def test_a_sync_main_with_its_own_event_loop_runs_on_a_tasks_worker(
         contract_factory: ContractFactory) -> None:
     server = serve(contract_factory, "--workers", "1", "--async-slots", "16",
                    "--entrypoint", "seed.py", contract="seed")
-    headers = {"content-type": "application/json", "x-internal-challenge": KEY}
-
-    def call(body: dict[str, Any]) -> Answer:
-        return server.execute(body=json.dumps(body), secret=None, headers=headers)
+    call = functools.partial(seed_call, server)
     for _ in range(3):  # learned async, then a task: the worker runs its loop
         assert call({"payload": {"s": 0.01}}).status == 200
     answer = call({"file": "sync_loop.py"})
