@@ -274,8 +274,11 @@ int tasks_output(worker_t *w, const proto_frame_t *f)
         id = job->id;
         bytes = &w->output_bytes;
         cut = &w->output_cut;
-    } else {
-        return 0; /* a thread of an execution that has ended: its lines are dropped */
+    } else { /* a thread or task of an execution that has ended: nobody's now */
+        job = NULL;
+        id = "unattributed";
+        bytes = &w->output_bytes;
+        cut = &w->output_cut;
     }
     /* Whole lines, as the worker cut them; a longer one goes in pieces, as from a pipe. */
     const char *p = (const char *)text, *end = p + len;
