@@ -59,17 +59,12 @@ static job_t *take_back_prefetched(void)
  * (tasks.c). Only the first QUEUE_SCAN_MAX jobs are looked at. */
 static void dispatch_tasks_behind(void)
 {
-    if (pool.config->async_slots <= 1)
+    if (pool.config->async_slots <= 1 || pool.queue.length == 0 ||
+        tasks_known_async(pool.queue.head->target))
         return;
-    bool head_alone = pool.queue.length > 0 && !tasks_known_async(pool.queue.head->target);
     bool room = false;
-    for (worker_t *w = pool.workers; w; w = w->next) {
-        if (!head_alone)
-            w->reserved = false; /* nothing waits to run alone any more */
-        room |= tasks_room(w);
-    }
-    if (!head_alone)
-        return;
+    for (worker_t *w = pool.workers; w && !room; w = w->next)
+        room = tasks_room(w);
     tasks_reserve_one();
     job_t *job = pool.queue.head->next;
     for (unsigned looked = 0; room && job && looked < QUEUE_SCAN_MAX; looked++) {
@@ -86,6 +81,11 @@ static void dispatch_tasks_behind(void)
 void dispatch(void)
 {
     worker_t *w;
+    /* A worker kept from tasks for a job that must run alone is free again once no such
+     * job heads the queue (it left: answered at its deadline, its client gone). */
+    if (pool.queue.length == 0 || tasks_known_async(pool.queue.head->target))
+        for (w = pool.workers; w; w = w->next)
+            w->reserved = false;
     /* In order: a job whose function has a coroutine main goes as a task where there is
      * room (tasks.c), any other to an idle worker. */
     while (pool.queue.length > 0) {
