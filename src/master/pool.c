@@ -2,6 +2,7 @@
  * pool's public API (see pool.h; the other parts are listed in pool_internal.h). */
 #include "master/pool.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "common/xalloc.h"
 #include "master/pool_internal.h"
 #include "master/proctree.h"
+#include "master/uidslot.h"
 #include "proto/zygote.h"
 
 pool_state_t pool;
@@ -106,6 +108,7 @@ static void worker_free(worker_t *w)
     proto_decoder_free(&w->dec);
     if (w->gate)
         (void)munmap((void *)w->gate, GATE_SIZE);
+    uidslot_release(w->uid); /* its processes were killed at its exit or kill */
     free(w);
 }
 
@@ -133,11 +136,21 @@ void worker_release(worker_t *w)
     }
 }
 
+/* Everything the worker runs, the worker included: with a uid of its own, at once
+ * (uidslot_kill); else by a walk of its process tree. */
+static void kill_worker_processes(worker_t *w)
+{
+    if (w->uid != 0 && uidslot_kill(w->uid) != 0)
+        log_msg(LOG_ERROR, "cannot kill the processes of worker uid %u: %s", (unsigned)w->uid,
+                strerror(errno));
+    if (w->pid > 0 && !w->exited)
+        (void)(w->uid != 0 ? kill(w->pid, SIGKILL) : proctree_kill(w->pid));
+}
+
 void worker_kill(worker_t *w, const char *reason)
 {
     requeue_prefetched(w, reason ? reason : "worker killed");
-    if (w->pid > 0 && !w->exited)
-        (void)proctree_kill(w->pid);
+    kill_worker_processes(w);
     if (reason && !w->kill_reason)
         w->kill_reason = reason;
     w->expected_exit = true;
@@ -167,14 +180,20 @@ void kill_orphans(void)
         if (w->pid <= 0 && w->state != W_DYING)
             return;
     pool.orphans_pending = false;
-    pid_t keep[ORPHAN_KEEP_MAX];
+    if (uidslot_enabled())
+        return; /* each worker's leftovers died with its uid (worker_exited) */
     int n = 0;
+    for (worker_t *w = pool.workers; w; w = w->next)
+        n++;
+    pid_t *keep = xmalloc(((size_t)n + 1) * sizeof(pid_t)); /* every worker, the zygote */
+    n = 0;
     if (pool.zygote.pid > 0)
         keep[n++] = pool.zygote.pid;
-    for (worker_t *w = pool.workers; w && n < ORPHAN_KEEP_MAX; w = w->next)
+    for (worker_t *w = pool.workers; w; w = w->next)
         if (w->pid > 0 && !w->exited)
             keep[n++] = w->pid;
     int killed = proctree_kill_orphans(keep, n);
+    free(keep);
     if (killed > 0)
         log_msg(LOG_INFO, "killed %d process%s left behind by a worker that exited", killed,
                 killed == 1 ? "" : "es");
@@ -212,6 +231,10 @@ void worker_exited(worker_t *w, int status)
                                 LOG_FIELD_INT("executions", w->executions)};
         log_event(LOG_INFO, "worker_replaced", fields, sizeof(fields) / sizeof(fields[0]));
     }
+    /* What it left running (a daemon) goes now, before anything reuses its uid. */
+    if (w->uid != 0 && uidslot_kill(w->uid) != 0)
+        log_msg(LOG_ERROR, "cannot kill what worker uid %u left: %s", (unsigned)w->uid,
+                strerror(errno));
     worker_release(w);
     pool_maintain();
     /* After the replacement's spawn: the walk of /proc takes milliseconds. */
@@ -508,7 +531,9 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
         .contract = contract_name(cfg->contract),
         .user = cfg->user,
         .preload = cfg->preload,
+        .worker_uid_base = cfg->worker_uid_base > 0 ? cfg->worker_uid_base : 0,
     };
+    uidslot_init(args.worker_uid_base, uidslot_count(cfg->workers));
     pool.zygote.argv = zygote_args_argv(&args);
     pool.zygote.env = envp;
 

@@ -38,7 +38,6 @@
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 5000               /* also the retry delay of a failed zygote start */
 #define UNCLAIMED_MAX 32                  /* exits reaped before their SPAWNED came */
-#define ORPHAN_KEEP_MAX 256               /* pids kill_orphans() spares */
 #define STORM_ANSWER_AT 2 /* a function's workers dead in a row before its requests get the error */
 #define STORM_TARGETS 16  /* functions whose storms are remembered */
 #define PREFETCH_MAX_BODY (256 * 1024)    /* larger bodies wait in the queue */
@@ -153,6 +152,7 @@ typedef struct output {
 struct worker {
     unsigned id; /* the SPAWN's: how the zygote's SPAWNED names it */
     pid_t pid;   /* 0 until SPAWNED */
+    uid_t uid;   /* its own (uidslot.h), released by worker_free(); 0: the zygote's */
     enum worker_state state;
     uv_pipe_t chan;
     uv_timer_t timer; /* the grace after its channel's EOF */

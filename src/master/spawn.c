@@ -11,15 +11,17 @@
 
 #include "common/log.h"
 #include "master/pool_internal.h"
+#include "master/uidslot.h"
 #include "proto/zygote.h"
 
 /* ------------------------------------------------------------- workers ---- */
 
-static int send_spawn(unsigned id, int fds[SPAWN_FDS])
+static int send_spawn(unsigned id, uid_t uid, int fds[SPAWN_FDS])
 {
     buf_t frame = BUF_INIT;
     size_t start = proto_frame_begin(&frame, PROTO_MSG_SPAWN);
     proto_put_u32(&frame, id);
+    proto_put_u32(&frame, (uint32_t)uid);
     proto_frame_end(&frame, start, 0);
 
     union {
@@ -91,6 +93,9 @@ static int spawn_failed(const char *what, const char *why)
 
 int spawn_worker(void)
 {
+    uid_t uid = uidslot_take();
+    if (uidslot_enabled() && uid == 0)
+        return spawn_failed("cannot start a worker", "every worker uid is in use");
     int chan[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     gate_t *gate = NULL;
     int gate_fd = -1;
@@ -101,10 +106,12 @@ int spawn_worker(void)
         close_pair(chan);
         close_pair(out);
         close_pair(err);
+        uidslot_release(uid);
         return spawn_failed("cannot create a worker's channel, pipes or gate", strerror(saved));
     }
     int rc;
     worker_t *w = worker_new(++pool.next_worker_id, chan[0], out[0], err[0], gate, &rc);
+    w->uid = uid; /* released by worker_free() */
     if (rc == 0)
         rc = channel_start(w);
     if (rc == 0)
@@ -113,7 +120,7 @@ int spawn_worker(void)
         rc = output_start(&w->err);
     int child_fds[SPAWN_FDS] = {[SPAWN_FD_CHANNEL] = chan[1], [SPAWN_FD_STDOUT] = out[1],
                                 [SPAWN_FD_STDERR] = err[1], [SPAWN_FD_GATE] = gate_fd};
-    int sent = rc == 0 ? send_spawn(w->id, child_fds) : -1;
+    int sent = rc == 0 ? send_spawn(w->id, w->uid, child_fds) : -1;
     int saved = errno;
     for (int i = 0; i < SPAWN_FDS; i++)
         (void)close(child_fds[i]);

@@ -28,6 +28,7 @@
 #include "proto/proto.h"
 #include "proto/zygote.h"
 #include "worker/pyembed.h"
+#include "worker/sandbox.h"
 
 #define MAX_FRAME (1024u * 1024 * 1024)
 
@@ -412,6 +413,7 @@ void worker_run(int fd, gate_t *gate)
             limit_execution();
         current_seq = call.seq;
         PyObject *result = run_call(execute, execute_http, &call);
+        sandbox_end_execution(); /* what it left running ends before its answer leaves */
         buf_consume(&in, consumed);
         /* Do not keep a 20 MiB buffer for the next hello -- unless it already holds
          * (part of) the next CALL, prefetched behind this one. */

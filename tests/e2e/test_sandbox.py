@@ -1,0 +1,207 @@
+"""Workers sandboxed by the kernel (issue 17, findings 1-3): no capability, no_new_privs,
+and -- started as root -- a uid per worker, so that user code cannot signal, prlimit,
+ptrace or read the master, the zygote or a sibling, nor sniff the key off loopback.
+
+Configurations: root (the default: a uid per worker), root with --user nobody (the zygote
+runs as nobody, each worker as its own uid), root with --worker-uid-base 0 (the sandbox's
+uid part off: workers share root's uid, without capabilities), and pyrt started
+unprivileged (workers share its uid: what holds there is less, see docs/operating.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import (Server, ServerFactory, descendants, free_port, make_code_dir,
+                      reachable_pyrt_copy, reap_orphans, run_pyrt)
+
+ROOT = os.geteuid() == 0
+NOBODY = 65534
+NO_CAPS = "0000000000000000"
+DENIED = {"EPERM", "EACCES", "ESRCH"}
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="the configurations are started as root")
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def server_processes(server: Server) -> tuple[int, list[int]]:
+    """(the zygote's pid, the workers' pids), as the test sees them."""
+    kids = [pid for pid, _ in descendants(server.pid)]
+    zygote = [p for p in kids if comm(p) == "pyrt-zygote"]
+    workers = [p for p in kids if comm(p) == "pyrt-worker"]
+    assert len(zygote) == 1, kids
+    return zygote[0], workers
+
+
+@pytest.fixture(scope="module")
+def unprivileged_pyrt() -> Iterator[Path]:
+    with reachable_pyrt_copy() as copy:
+        yield copy
+
+
+def start(factory: ServerFactory, config: str, unprivileged: Path, workers: int = 3) -> Server:
+    args = ["--workers", str(workers)]
+    if config == "nobody":
+        args += ["--user", "nobody"]
+    if config == "shared":
+        args += ["--worker-uid-base", "0"]
+    prefix: list[str] = []
+    if config == "unprivileged":
+        # setpriv, then sh execs the reachable copy in place of build/pyrt ($1).
+        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                  "--", "/bin/sh", "-c", f'shift; exec "{unprivileged}" "$@"', "sh"]
+    return factory(args, prefix=prefix)
+
+
+CONFIGS = ["root", "nobody", "shared", "unprivileged"]
+OWN_UID = {"root", "nobody"}  # the configurations where each worker has a uid of its own
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def config_server(request: pytest.FixtureRequest, module_factory: ServerFactory,
+                  unprivileged_pyrt: Path) -> tuple[str, Server]:
+    return request.param, start(module_factory, request.param, unprivileged_pyrt)
+
+
+def attack(server: Server, pids: list[int], stop: bool = False) -> dict:
+    status, _, body = server.call("attack", {"pids": pids, "stop": stop})
+    assert status == 200, body
+    return body
+
+
+def test_no_capabilities_and_no_new_privs(config_server: tuple[str, Server]) -> None:
+    """Finding 1: no capability in any set, CAP_NET_RAW included, whoever started pyrt."""
+    config, server = config_server
+    st = attack(server, [])["status"]
+    for name in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert st[name] == NO_CAPS, (config, st)
+    if config != "unprivileged":  # root empties the bounding set; nobody has none to use
+        assert st["CapBnd"] == NO_CAPS, (config, st)
+    assert st["NoNewPrivs"] == "1", st
+
+
+def test_no_packet_socket(config_server: tuple[str, Server]) -> None:
+    """Finding 1: no AF_PACKET socket, so the key cannot be read off loopback."""
+    _, server = config_server
+    assert attack(server, [])["af_packet"] == "EPERM"
+
+
+def test_code_dir_read_only(config_server: tuple[str, Server]) -> None:
+    config, server = config_server
+    if config == "shared":
+        pytest.skip("root without capabilities still owns the root-owned code folder")
+    assert attack(server, [])["code_dir_write"] in DENIED
+
+
+def test_each_worker_its_own_uid(config_server: tuple[str, Server]) -> None:
+    config, server = config_server
+    if config not in OWN_UID:
+        pytest.skip("workers share one uid in this configuration")
+    uids = set()
+    for _ in range(30):
+        uid = int(attack(server, [])["status"]["Uid"].split()[0])
+        assert uid not in (0, NOBODY)
+        uids.add(uid)
+    zygote, workers = server_processes(server)
+    zygote_uid = os.stat(f"/proc/{zygote}").st_uid
+    worker_uids = {os.stat(f"/proc/{p}").st_uid for p in workers}
+    assert len(worker_uids) == len(workers) == 3, worker_uids
+    assert zygote_uid not in worker_uids
+    if config == "nobody":
+        assert zygote_uid == NOBODY
+    assert uids <= worker_uids
+
+
+def test_master_zygote_siblings_out_of_reach(config_server: tuple[str, Server]) -> None:
+    """Findings 2 and 3: signal, prlimit, ptrace, process_vm_readv, pidfd_getfd and
+    /proc/PID/environ all refused, for the master, the zygote and every sibling."""
+    config, server = config_server
+    if config not in OWN_UID:
+        pytest.skip("workers share the master's uid here: see docs/operating.md")
+    zygote, workers = server_processes(server)
+    body = attack(server, [server.pid, zygote, *workers])
+    assert len(body["targets"]) == 1 + 1 + 2, body  # itself excepted
+    for pid, outcome in body["targets"].items():
+        for what, result in outcome.items():
+            assert result in DENIED, (config, pid, what, result)
+
+
+def test_real_sigstop_of_master_and_zygote_refused(config_server: tuple[str, Server]) -> None:
+    """The attack itself (os.kill(os.getppid(), SIGSTOP) and the zygote's): refused, and
+    the server keeps answering."""
+    config, server = config_server
+    if config not in OWN_UID:
+        pytest.skip("workers share the master's uid here: see docs/operating.md")
+    zygote, workers = server_processes(server)
+    targets = [server.pid, zygote, *workers]
+    try:
+        body = attack(server, targets, stop=True)
+        assert body["ppid"] == server.pid
+        for pid, outcome in body["targets"].items():
+            assert outcome["kill"] == "EPERM", (pid, outcome)
+            assert outcome["prlimit"] in DENIED, (pid, outcome)
+        for _ in range(6):  # every worker, the zygote's spawns included, still serves
+            status, _, _ = server.call("hello")
+            assert status == 200
+    finally:
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+
+
+def test_shared_uid_still_has_no_capabilities_to_reach_root(
+        config_server: tuple[str, Server]) -> None:
+    """The sandbox-off path: as root without --worker-uid-base, user code keeps root's
+    uid but no capability: ptrace and /proc of the (non-dumpable) master are refused."""
+    config, server = config_server
+    if config != "shared":
+        pytest.skip("only the shared-uid path")
+    body = attack(server, [server.pid])
+    outcome = body["targets"][str(server.pid)]
+    for what in ("ptrace", "process_vm_readv", "pidfd_getfd", "environ"):
+        assert outcome[what] in DENIED, (what, outcome)
+    assert int(body["status"]["Uid"].split()[0]) == 0
+
+
+def test_uid_ranges_of_two_servers_do_not_overlap(server_factory: ServerFactory) -> None:
+    """Two servers on one host: each its own range (a shared uid would let one's
+    kill(-1) end the other's workers)."""
+    a = server_factory(["--workers", "2"])
+    b = server_factory(["--workers", "2"])
+    for _ in range(10):
+        assert a.call("hello")[0] == 200
+        assert b.call("hello")[0] == 200
+    ua = {os.stat(f"/proc/{p}").st_uid for p in server_processes(a)[1]}
+    ub = {os.stat(f"/proc/{p}").st_uid for p in server_processes(b)[1]}
+    assert ua and ub and not ua & ub, (ua, ub)
+    assert "worker_replaced" not in a.log_text() + b.log_text()
+
+
+def test_fixed_base_in_use_is_refused(server_factory: ServerFactory) -> None:
+    a = server_factory(["--workers", "1", "--worker-uid-base", "60000"])
+    assert a.call("hello")[0] == 200
+    code = make_code_dir(with_functions=False, files={
+        "index.py": "def main(req, res):\n    return res.send('x')\n"})
+    try:
+        result = run_pyrt(["serve", "--code-dir", str(code), "--host", "127.0.0.1",
+                           "--port", str(free_port()), "--workers", "1",
+                           "--worker-uid-base", "60000"])
+    finally:
+        shutil.rmtree(code.parent, ignore_errors=True)
+    assert result.returncode != 0
+    assert "in use by another pyrt" in result.stderr, result.stderr
+    assert reap_orphans() == []
