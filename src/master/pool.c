@@ -333,6 +333,7 @@ static void stop_all(void)
 {
     pool.stopping = true;
     (void)uv_timer_stop(&pool.zygote.restart_timer); /* always 0 */
+    (void)uv_timer_stop(&pool.zygote.spawn_timer);
     (void)uv_timer_stop(&pool.backoff_timer);
     /* Closing a worker's channel makes it exit at its next read; the zygote likewise. */
     for (worker_t *w = pool.workers; w; w = w->next) {
@@ -356,6 +357,7 @@ static void finish_shutdown(void)
     uv_close((uv_handle_t *)&pool.stop_timer, NULL);
     uv_close((uv_handle_t *)&pool.backoff_timer, NULL);
     uv_close((uv_handle_t *)&pool.zygote.restart_timer, NULL);
+    uv_close((uv_handle_t *)&pool.zygote.spawn_timer, NULL);
     done();
 }
 
@@ -383,7 +385,7 @@ void pool_maintain(void)
     }
     /* A failed spawn stops the round: the zygote is being replaced, or (it failed
      * here: no fds, say) the next try comes after a wait. */
-    while (z->ready && live_workers() < (unsigned)pool.config->workers) {
+    while (z->ready && spawn_can_send() && live_workers() < (unsigned)pool.config->workers) {
         if (spawn_worker() < 0) {
             delay = backoff_ms(pool.backoff.streak);
             if (z->ready)
@@ -517,6 +519,7 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
     queue_init(&pool.queue);
     /* Each returns 0 on Unix: it only fills the handle. */
     (void)uv_timer_init(loop, &pool.zygote.restart_timer);
+    (void)uv_timer_init(loop, &pool.zygote.spawn_timer);
     (void)uv_timer_init(loop, &pool.backoff_timer);
     (void)uv_timer_init(loop, &pool.stop_timer);
 

@@ -42,6 +42,8 @@
 #define STORM_TARGETS 16  /* functions whose storms are remembered */
 #define PREFETCH_MAX_BODY (256 * 1024)    /* larger bodies wait in the queue */
 #define ZYGOTE_FRAME_MAX (64 * 1024)      /* the zygote sends only small frames */
+#define SPAWN_INFLIGHT_MAX 64    /* SPAWNs unanswered at once: well within its socket */
+#define SPAWN_TIMEOUT_MS 3000    /* a zygote that answers no SPAWN this long is replaced */
 #define READ_CHUNK (64 * 1024)            /* one read of a worker's or the zygote's fd */
 #define ERROR_TEXT_MAX 256                /* the last error kept for answers and health */
 #define CALL_TIMEOUT_MS_MAX 4000000000u   /* a CALL's u32 timeout field */
@@ -192,6 +194,10 @@ typedef struct zygote {
     unsigned failures; /* exits in a row before it was ready */
     uv_timer_t restart_timer;
     char last_error[ERROR_TEXT_MAX];
+    unsigned spawns_pending; /* SPAWNs sent, not answered */
+    bool send_blocked;       /* its socket was full: no SPAWN until it answers one */
+    uint64_t progress_ms;    /* the last answer, or the first SPAWN after a quiet time */
+    uv_timer_t spawn_timer;  /* spawn_watch(): SPAWN_TIMEOUT_MS without progress */
     char **argv; /* built once by pool_start(), kept for every restart (never freed) */
     char **env;  /* the caller's (pool_start) */
 } zygote_t;
@@ -320,7 +326,11 @@ void zygote_start(void);
 void zygote_exited(int status);
 void zygote_close_channel(void);
 
-/* Asks the zygote for one more worker. 0, or -1 when no SPAWN could go out. */
+/* Asks the zygote for one more worker. 0 (also when the zygote's socket is full: the
+ * request waits its turn, see spawn_can_send), or -1 when no SPAWN could go out. */
 int spawn_worker(void);
+
+/* Whether another SPAWN may go out now: not too many unanswered, the socket not full. */
+bool spawn_can_send(void);
 
 #endif

@@ -42,11 +42,12 @@ def comm(pid: int) -> str:
 
 def server_processes(server: Server) -> tuple[int, list[int]]:
     """(the zygote's pid, the workers' pids), as the test sees them."""
-    kids = [pid for pid, _ in descendants(server.pid)]
-    zygote = [p for p in kids if comm(p) == "pyrt-zygote"]
-    workers = [p for p in kids if comm(p) == "pyrt-worker"]
-    assert len(zygote) == 1, kids
-    return zygote[0], workers
+    kids = descendants(server.pid)
+    # A worker just forked still has the zygote's name: the zygote is the oldest.
+    zygote = sorted((start, p) for p, start in kids if comm(p) == "pyrt-zygote")
+    workers = [p for p, _ in kids if comm(p) == "pyrt-worker"]
+    assert zygote, kids
+    return zygote[0][1], workers
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +316,76 @@ def test_no_zombies_left(config_server: tuple[str, Server]) -> None:
     zombies = [p for p in all_pids()
                if (st := proc_stat(p)) is not None and st[1] == worker and st[0] == "Z"]
     assert zombies == [], zombies
+
+
+# ------------------------------------------------- findings 3 and 6: the master's helpers
+
+def wait_serving(server: Server, timeout: float) -> float:
+    """Seconds until a call answers 200 again (fails past timeout)."""
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        try:
+            if server.call("hello", timeout=1.0)[0] == 200:
+                return time.monotonic() - t
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"not serving {timeout} s after the attack:\n{server.log_tail(30)}")
+
+
+@pytest.mark.parametrize("config", ["shared", "root"])
+def test_stopped_zygote_is_replaced(server_factory: ServerFactory, unprivileged_pyrt: Path,
+                                    config: str) -> None:
+    """Finding 3: the zygote SIGSTOPped, every worker SIGKILLed. Where user code can still
+    do it (workers sharing the zygote's uid: --worker-uid-base 0) a function does it;
+    with a uid per worker it is refused to user code, and root does it from outside.
+    The replacements' SPAWNs go unanswered, so after SPAWN_TIMEOUT_MS (3 s) the master
+    replaces the zygote and serves again: within 3 s + 2x slack."""
+    server = start(server_factory, config, unprivileged_pyrt, workers=2)
+    zygote, workers = server_processes(server)
+    try:
+        if config == "shared":
+            status, _, _ = server.call_raw("takedown", {"stop": [zygote], "kill": workers})
+            assert status == 500
+        else:
+            os.kill(zygote, signal.SIGSTOP)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+        assert Path(f"/proc/{zygote}/stat").read_text().split(") ")[1][0] in "Tt"
+        took = wait_serving(server, 3.0 * 2 + 6.0)
+    finally:
+        try:
+            os.kill(zygote, signal.SIGCONT)
+        except OSError:
+            pass
+    assert "answered none of" in server.log_text(), server.log_tail(30)
+    assert took < 12.0, took
+    assert server.call("hello")[0] == 200
+
+
+def test_300_workers_all_start_and_one_crash_harms_no_other(
+        server_factory: ServerFactory) -> None:
+    """Finding 6: with --workers 300 every worker starts (no SPAWN dropped on a full
+    socket), and one crash kills no other execution (no fixed 256-pid keep list)."""
+    server = server_factory(["--workers", "300", "--worker-uid-base", "0"])
+
+    def count() -> int:
+        return len(server_processes(server)[1])
+    n = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (n := count()) < 300:
+        time.sleep(0.2)
+    assert n == 300, n
+    assert "Resource temporarily unavailable" not in server.log_text()
+    results: list[int] = []
+
+    def sleeper() -> None:
+        results.append(server.call_raw("sleep", {"sleep": 1.5})[0])
+    threads = [threading.Thread(target=sleeper) for _ in range(40)]
+    for th in threads:
+        th.start()
+    time.sleep(0.5)
+    assert server.call_raw("crash", {"how": "exit"})[0] == 500
+    for th in threads:
+        th.join(30)
+    assert results == [200] * 40, results

@@ -1,7 +1,8 @@
 """What hostile user code tries against the server's other processes (issue 17).
 
 payload: {'pids': pids to try (the master, the zygote, sibling workers),
-          'stop': True to really SIGSTOP them (else signal 0, which checks permission)}
+          'stop': True to really SIGSTOP them and lower their RLIMIT_NOFILE to (8, 8)
+                  (else signal 0 and their own limits: the same permission checks)}
 Answers what the kernel said to each attempt: 'ok' or the errno's name.
 """
 import ctypes
@@ -66,12 +67,13 @@ def _pidfd_getfd(pid):
         os.close(pidfd)
 
 
-def _prlimit(pid):
-    def lower():
+def _prlimit(pid, lower):
+    def set_limit():
+        # Setting the limit it already has takes the same permission as lowering it to
+        # (8, 8), which a hard limit could not come back from.
         old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (8, 8))
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
-    return _try(lower)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (8, 8) if lower else old)
+    return _try(set_limit)
 
 
 def _status():
@@ -109,7 +111,7 @@ def main(req, res):
             continue
         targets[str(pid)] = {
             'kill': _try(lambda: os.kill(pid, sig)),
-            'prlimit': _prlimit(pid),
+            'prlimit': _prlimit(pid, payload.get('stop', False)),
             'ptrace': _ptrace(pid),
             'process_vm_readv': _vm_readv(pid),
             'pidfd_getfd': _pidfd_getfd(pid),
