@@ -143,8 +143,12 @@ static void kill_worker_processes(worker_t *w)
     if (w->uid != 0 && uidslot_kill(w->uid) != 0)
         log_msg(LOG_ERROR, "cannot kill the processes of worker uid %u: %s", (unsigned)w->uid,
                 strerror(errno));
-    if (w->pid > 0 && !w->exited)
-        (void)(w->uid != 0 ? kill(w->pid, SIGKILL) : proctree_kill(w->pid));
+    if (w->pid > 0 && !w->exited) {
+        if (w->uid != 0)
+            (void)kill(w->pid, SIGKILL);
+        else
+            proctree_kill_async(w->pid);
+    }
 }
 
 void worker_kill(worker_t *w, const char *reason)
@@ -173,15 +177,13 @@ void worker_lost_job(worker_t *w, const char *what)
 
 /* A worker died: what its executions started was reparented to us. A worker being
  * spawned is our child too, before the zygote tells its pid: wait for that. */
-void kill_orphans(void)
+static void kill_orphans_now(void)
 {
     pool.orphans_pending = true;
     for (worker_t *w = pool.workers; w; w = w->next)
         if (w->pid <= 0 && w->state != W_DYING)
             return;
     pool.orphans_pending = false;
-    if (uidslot_enabled())
-        return; /* each worker's leftovers died with its uid (worker_exited) */
     int n = 0;
     for (worker_t *w = pool.workers; w; w = w->next)
         n++;
@@ -197,6 +199,22 @@ void kill_orphans(void)
     if (killed > 0)
         log_msg(LOG_INFO, "killed %d process%s left behind by a worker that exited", killed,
                 killed == 1 ? "" : "es");
+}
+
+static void on_orphan_timer(uv_timer_t *t)
+{
+    (void)t;
+    kill_orphans_now();
+}
+
+/* A walk of /proc per exit made 300 workers' shutdown take minutes: one per burst. */
+void kill_orphans(void)
+{
+    if (uidslot_enabled())
+        return; /* each worker's leftovers died with its uid (worker_exited) */
+    if (!uv_is_active((uv_handle_t *)&pool.orphan_timer) &&
+        !uv_is_closing((uv_handle_t *)&pool.orphan_timer))
+        (void)uv_timer_start(&pool.orphan_timer, on_orphan_timer, ORPHAN_DELAY_MS, 0);
 }
 
 void worker_exited(worker_t *w, int status)
@@ -358,6 +376,9 @@ static void finish_shutdown(void)
     uv_close((uv_handle_t *)&pool.backoff_timer, NULL);
     uv_close((uv_handle_t *)&pool.zygote.restart_timer, NULL);
     uv_close((uv_handle_t *)&pool.zygote.spawn_timer, NULL);
+    if (!uidslot_enabled())
+        kill_orphans_now(); /* the last exits' leftovers: the timer goes now */
+    uv_close((uv_handle_t *)&pool.orphan_timer, NULL);
     done();
 }
 
@@ -520,6 +541,7 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
     /* Each returns 0 on Unix: it only fills the handle. */
     (void)uv_timer_init(loop, &pool.zygote.restart_timer);
     (void)uv_timer_init(loop, &pool.zygote.spawn_timer);
+    (void)uv_timer_init(loop, &pool.orphan_timer);
     (void)uv_timer_init(loop, &pool.backoff_timer);
     (void)uv_timer_init(loop, &pool.stop_timer);
 

@@ -44,6 +44,7 @@
 #define ZYGOTE_FRAME_MAX (64 * 1024)      /* the zygote sends only small frames */
 #define SPAWN_INFLIGHT_MAX 64    /* SPAWNs unanswered at once: well within its socket */
 #define SPAWN_TIMEOUT_MS 3000    /* a zygote that answers no SPAWN this long is replaced */
+#define ORPHAN_DELAY_MS 20       /* kill_orphans() walks this long after the first exit */
 #define READ_CHUNK (64 * 1024)            /* one read of a worker's or the zygote's fd */
 #define ERROR_TEXT_MAX 256                /* the last error kept for answers and health */
 #define CALL_TIMEOUT_MS_MAX 4000000000u   /* a CALL's u32 timeout field */
@@ -224,6 +225,7 @@ typedef struct pool_state {
     } unclaimed[UNCLAIMED_MAX]; /* exits reaped before their SPAWNED came (a ring) */
     unsigned unclaimed_next;
     bool orphans_pending; /* kill_orphans() waits for a spawning worker's pid */
+    uv_timer_t orphan_timer; /* kill_orphans(): one walk for a burst of exits */
     char io_chunk[READ_CHUNK]; /* one read at a time: every read lands here */
 } pool_state_t;
 
@@ -257,6 +259,7 @@ void finish_job_error(job_t *job, int status, const char *message, const char *o
                       pid_t pid);
 unsigned live_workers(void);
 void call_ready_hook(void);
+/* Kills what exited workers left (without per-worker uids): soon, once for a burst. */
 void kill_orphans(void);
 
 /* Starts the zygote or workers that are missing, answers what can no longer wait, and

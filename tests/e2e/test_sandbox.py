@@ -23,7 +23,7 @@ import pytest
 
 from conftest import (Server, ServerFactory, all_pids, descendants, free_port, get,
                       make_code_dir, proc_cmdline, proc_stat, reachable_pyrt_copy,
-                      reap_orphans, run_pyrt)
+                      reap_orphans, run_pyrt, wait_until)
 
 ROOT = os.geteuid() == 0
 NOBODY = 65534
@@ -255,15 +255,18 @@ class LatencyProbe:
 
 @pytest.mark.parametrize("what", ["hopper", "bomb"])
 def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: str) -> None:
-    """Finding 4: a pid-hopper and a fork bomb are gone at the deadline, and the
+    """Finding 4: a pid-hopper and a fork bomb are gone at the deadline (without a uid
+    per worker, the hopper by a walk of the worker's tree in a process of its own), and the
     master's loop never blocked: the timeout answered on time, and a fresh client
-    answered within 0.25 s from then on (while the kill and the replacement ran). Before, 256 spinning bomb processes (the process cap) share the
-    CPUs with the master -- CPU time is not capped per worker (that takes a cgroup) --
-    so a client may wait for the scheduler there, bounded at 3 s (the /proc walk this
-    replaces stalled every client 4-6 s)."""
+    answered within 1 s from then on, while the kill and the replacement ran (a few ms
+    on a quiet machine; the /proc walk this replaces stalled every client 4-6 s).
+    Before, 256 spinning bomb processes (the process cap) share the CPUs with the
+    master -- CPU time is not capped per worker (that takes a cgroup) -- so a client
+    may wait for the scheduler there, bounded at 3 s."""
     config, server = config_server
-    if config not in OWN_UID:
-        pytest.skip("without a uid per worker the kill is a walk of the worker's tree")
+    if config not in OWN_UID and what == "bomb":
+        pytest.skip("without a uid per worker there is no process cap (RLIMIT_NPROC "
+                    "counts the uid's processes, the master's too, and root's not at all)")
     before = len(server_tree(server))
     biggest = 0
     with LatencyProbe(server) as probe:
@@ -273,7 +276,9 @@ def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: 
         answered = t + took
         assert status in (500, 504), status
         assert took < 1.5 + 1.5, took
-        deadline = time.monotonic() + 3.0
+        # Without a uid per worker, a walker process stops and kills the tree, a walk
+        # of /proc per round: seconds on a busy machine, off the master's loop.
+        deadline = time.monotonic() + (3.0 if config in OWN_UID else 15.0)
         while time.monotonic() < deadline:
             size = len(server_tree(server))
             biggest = max(biggest, size)
@@ -285,7 +290,7 @@ def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: 
     assert reap_orphans() == []
     assert not probe.failures, probe.failures
     assert len(probe.samples) >= 10, probe.samples
-    assert probe.worst(since=answered) < 0.25, probe.samples
+    assert probe.worst(since=answered) < 1.0, probe.samples
     assert probe.worst() < 3.0, probe.samples
     assert server.call("hello")[0] == 200
 
@@ -351,7 +356,7 @@ def test_stopped_zygote_is_replaced(server_factory: ServerFactory, unprivileged_
             os.kill(zygote, signal.SIGSTOP)
             for pid in workers:
                 os.kill(pid, signal.SIGKILL)
-        assert Path(f"/proc/{zygote}/stat").read_text().split(") ")[1][0] in "Tt"
+        assert wait_until(lambda: (st := proc_stat(zygote)) is not None and st[0] in "Tt", 5.0)
         took = wait_serving(server, 3.0 * 2 + 6.0)
     finally:
         try:
