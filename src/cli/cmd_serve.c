@@ -233,8 +233,8 @@ int cmd_serve(int argc, char **argv)
          "started as root: run the zygote as this user, each worker as its own uid"},
         {"worker-uid-base", 0, OPT_LONG, &cfg.worker_uid_base, "PYRT_WORKER_UID_BASE", 0,
          4e9, "UID",
-         "started as root: workers get uids UID+1.. (2 per --workers, plus 2; default 50000; "
-         "0: all share one)"},
+         "started as root: workers get uids UID+1.. (2 per --workers, plus 2; default: the "
+         "first free range from 50000; 0: all share one)"},
         {"log-format", 0, OPT_STRING, &cfg.log_format, "PYRT_LOG_FORMAT", 0, 0, "FORMAT",
          "text or json: one JSON object per line (default: text on a terminal, else json)"},
         {"no-metrics", 0, OPT_FLAG, &cfg.no_metrics, "PYRT_NO_METRICS", 0, 0, NULL,
