@@ -23,3 +23,6 @@ def running(seq: int, /) -> None:
 
 def cancelled(seq: int, /) -> None:
     """Tasks: the CANCEL for task seq was read (the loop turns)."""
+
+def end_execution() -> None:
+    """Tasks: nothing runs now: what the executions left running is ended and reaped."""

@@ -1017,7 +1017,9 @@ def _run_alone(frame: TaskCall) -> None:
         _flush_task_output(seq)
         return answer
 
-    _pyrt_worker.send_result(seq, contextvars.Context().run(run))
+    answer = contextvars.Context().run(run)
+    _pyrt_worker.end_execution()  # what it left ends before its answer leaves
+    _pyrt_worker.send_result(seq, answer)
 
 
 async def _run_task(
@@ -1028,6 +1030,8 @@ async def _run_task(
     answer = await _drive_task(_steps_for(body, head), seq)
     _flush_task_output(seq)
     if _tasks.pop(seq, None) is not None:
+        if not _tasks:  # nothing else runs: what the executions left is ended now
+            _pyrt_worker.end_execution()
         _pyrt_worker.send_result(seq, _with_recycle(answer))
 
 

@@ -19,6 +19,7 @@
 #include "common/sysinfo.h"
 #include "master/config.h"
 #include "master/master.h"
+#include "master/uidslot.h"
 
 static bool is_file(const char *dir, const char *name)
 {
@@ -48,6 +49,65 @@ static int check_user(const char *user, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+static long default_workers(void);
+
+/* With a uid per worker, the code folder must be readable by a uid that owns nothing:
+ * each folder on its path searchable by others (or by the workers' group), the folder
+ * itself readable too. Said at start, rather than as a worker's import error. */
+static int check_code_reachable(const char *code_dir, gid_t gid, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s", code_dir);
+    for (char *end = path + strlen(path); end > path; end = strrchr(path, '/')) {
+        *end = '\0';
+        const char *dir = *path ? path : "/";
+        struct stat st;
+        mode_t need = dir == path && strcmp(dir, code_dir) == 0 ? 05 : 01;
+        if (stat(dir, &st) != 0)
+            continue; /* serve_config_finish saw it: a race, not ours to report */
+        mode_t have = (st.st_mode & 07) | (st.st_gid == gid ? (st.st_mode >> 3) & 07 : 0);
+        if ((have & need) != need) {
+            snprintf(err, errlen,
+                     "code directory %s: the workers (a uid of their own each, started as "
+                     "root) cannot %s %s (mode %04o): make it readable by other users "
+                     "(chmod o+rx), or pass --worker-uid-base 0",
+                     code_dir, need == 05 ? "read" : "enter", dir, (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        if (end == path)
+            break;
+    }
+    return 0;
+}
+
+/* --worker-uid-base: by default, a uid per worker whenever pyrt runs as root (with or
+ * without --user), so that no worker can reach the master, the zygote or a sibling. */
+static int worker_uids_finish(serve_config_t *cfg, char *err, size_t errlen)
+{
+    bool fixed = cfg->worker_uid_base >= 0;
+    if (cfg->worker_uid_base < 0)
+        cfg->worker_uid_base = geteuid() == 0 ? UIDSLOT_DEFAULT_BASE : 0;
+    if (cfg->worker_uid_base == 0)
+        return 0;
+    if (geteuid() != 0) {
+        snprintf(err, errlen, "--worker-uid-base %ld: giving workers uids needs root (pyrt "
+                 "runs as uid %d)", cfg->worker_uid_base, (int)geteuid());
+        return -1;
+    }
+    if (cfg->workers <= 0)
+        cfg->workers = default_workers();
+    if (uidslot_reserve(&cfg->worker_uid_base, uidslot_count(cfg->workers), fixed, err,
+                        errlen) < 0)
+        return -1;
+    gid_t gid = (gid_t)cfg->worker_uid_base; /* the zygote's, which workers keep */
+    struct passwd *pw = cfg->user ? getpwnam(cfg->user) : NULL;
+    if (pw)
+        gid = pw->pw_gid;
+    else if (cfg->user)
+        gid = (gid_t)strtol(cfg->user, NULL, 10); /* numeric: check_user said so */
+    return check_code_reachable(cfg->code_dir, gid, err, errlen);
 }
 
 /* OPEN_RUNTIMES_CPUS (the executor's share, rounded up) when set, else the CPUs this
@@ -85,6 +145,8 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
     }
     cfg->code_dir = code_dir;
     if (cfg->user && check_user(cfg->user, err, errlen) < 0)
+        return -1;
+    if (worker_uids_finish(cfg, err, errlen) < 0)
         return -1;
     if (build_check_runtime_env(code_dir, err, errlen) < 0)
         return -1;
@@ -137,6 +199,7 @@ int cmd_serve(int argc, char **argv)
         .idle_timeout = 75,
         .max_connections = 4096,
         .log_level = "info",
+        .worker_uid_base = -1,
     };
     const char *entrypoint = NULL;
     const char *contract = NULL;
@@ -169,7 +232,11 @@ int cmd_serve(int argc, char **argv)
         {"preload", 0, OPT_FLAG, &cfg.preload, "PYRT_PRELOAD", 0, 0, NULL,
          "import the entry point in the zygote, shared by all workers"},
         {"user", 'u', OPT_STRING, &cfg.user, "PYRT_USER", 0, 0, "NAME|UID",
-         "started as root: run workers as this user"},
+         "started as root: run the zygote as this user, each worker as its own uid"},
+        {"worker-uid-base", 0, OPT_LONG, &cfg.worker_uid_base, "PYRT_WORKER_UID_BASE", 0,
+         4e9, "UID",
+         "started as root: workers get uids UID+1.. (2 per --workers, plus 2; default: the "
+         "first free range from 50000; 0: all share one)"},
         {"log-format", 0, OPT_STRING, &cfg.log_format, "PYRT_LOG_FORMAT", 0, 0, "FORMAT",
          "text or json: one JSON object per line (default: text on a terminal, else json)"},
         {"no-metrics", 0, OPT_FLAG, &cfg.no_metrics, "PYRT_NO_METRICS", 0, 0, NULL,

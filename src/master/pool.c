@@ -2,6 +2,7 @@
  * pool's public API (see pool.h; the other parts are listed in pool_internal.h). */
 #include "master/pool.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "common/xalloc.h"
 #include "master/pool_internal.h"
 #include "master/proctree.h"
+#include "master/uidslot.h"
 #include "proto/zygote.h"
 
 pool_state_t pool;
@@ -110,6 +112,7 @@ static void worker_free(worker_t *w)
     free(w->tasks);
     if (w->gate)
         (void)munmap((void *)w->gate, GATE_SIZE);
+    uidslot_release(w->uid); /* its processes were killed at its exit or kill */
     free(w);
 }
 
@@ -140,11 +143,25 @@ void worker_release(worker_t *w)
     }
 }
 
+/* Everything the worker runs, the worker included: with a uid of its own, at once
+ * (uidslot_kill); else by a walk of its process tree. */
+static void kill_worker_processes(worker_t *w)
+{
+    if (w->uid != 0 && uidslot_kill(w->uid) != 0)
+        log_msg(LOG_ERROR, "cannot kill the processes of worker uid %u: %s", (unsigned)w->uid,
+                strerror(errno));
+    if (w->pid > 0 && !w->exited) {
+        if (w->uid != 0)
+            (void)kill(w->pid, SIGKILL);
+        else
+            proctree_kill_async(w->pid);
+    }
+}
+
 void worker_kill(worker_t *w, const char *reason)
 {
     requeue_prefetched(w, reason ? reason : "worker killed");
-    if (w->pid > 0 && !w->exited)
-        (void)proctree_kill(w->pid);
+    kill_worker_processes(w);
     if (reason && !w->kill_reason)
         w->kill_reason = reason;
     w->expected_exit = true;
@@ -168,24 +185,44 @@ void worker_lost_job(worker_t *w, const char *what)
 
 /* A worker died: what its executions started was reparented to us. A worker being
  * spawned is our child too, before the zygote tells its pid: wait for that. */
-void kill_orphans(void)
+void kill_orphans_now(void)
 {
     pool.orphans_pending = true;
     for (worker_t *w = pool.workers; w; w = w->next)
         if (w->pid <= 0 && w->state != W_DYING)
             return;
     pool.orphans_pending = false;
-    pid_t keep[ORPHAN_KEEP_MAX];
     int n = 0;
+    for (worker_t *w = pool.workers; w; w = w->next)
+        n++;
+    pid_t *keep = xmalloc(((size_t)n + 1) * sizeof(pid_t)); /* every worker, the zygote */
+    n = 0;
     if (pool.zygote.pid > 0)
         keep[n++] = pool.zygote.pid;
-    for (worker_t *w = pool.workers; w && n < ORPHAN_KEEP_MAX; w = w->next)
+    for (worker_t *w = pool.workers; w; w = w->next)
         if (w->pid > 0 && !w->exited)
             keep[n++] = w->pid;
     int killed = proctree_kill_orphans(keep, n);
+    free(keep);
     if (killed > 0)
         log_msg(LOG_INFO, "killed %d process%s left behind by a worker that exited", killed,
                 killed == 1 ? "" : "es");
+}
+
+static void on_orphan_timer(uv_timer_t *t)
+{
+    (void)t;
+    kill_orphans_now();
+}
+
+/* A walk of /proc per exit made 300 workers' shutdown take minutes: one per burst. */
+void kill_orphans(void)
+{
+    if (uidslot_enabled())
+        return; /* each worker's leftovers died with its uid (worker_exited) */
+    if (!uv_is_active((uv_handle_t *)&pool.orphan_timer) &&
+        !uv_is_closing((uv_handle_t *)&pool.orphan_timer))
+        (void)uv_timer_start(&pool.orphan_timer, on_orphan_timer, ORPHAN_DELAY_MS, 0);
 }
 
 void worker_exited(worker_t *w, int status)
@@ -220,6 +257,10 @@ void worker_exited(worker_t *w, int status)
                                 LOG_FIELD_INT("executions", w->executions)};
         log_event(LOG_INFO, "worker_replaced", fields, sizeof(fields) / sizeof(fields[0]));
     }
+    /* What it left running (a daemon) goes now, before anything reuses its uid. */
+    if (w->uid != 0 && uidslot_kill(w->uid) != 0)
+        log_msg(LOG_ERROR, "cannot kill what worker uid %u left: %s", (unsigned)w->uid,
+                strerror(errno));
     worker_release(w);
     pool_maintain();
     /* After the replacement's spawn: the walk of /proc takes milliseconds. */
@@ -307,7 +348,7 @@ void pool_maintain(void)
     }
     /* A failed spawn stops the round: the zygote is being replaced, or (it failed
      * here: no fds, say) the next try comes after a wait. */
-    while (z->ready && live_workers() < (unsigned)pool.config->workers) {
+    while (z->ready && spawn_can_send() && live_workers() < (unsigned)pool.config->workers) {
         if (spawn_worker() < 0) {
             delay = backoff_ms(pool.backoff.streak);
             /* spawn_worker() clears it when the zygote is to be replaced. */
@@ -431,6 +472,8 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
     queue_init(&pool.queue);
     /* Each returns 0 on Unix: it only fills the handle. */
     (void)uv_timer_init(loop, &pool.zygote.restart_timer);
+    (void)uv_timer_init(loop, &pool.zygote.spawn_timer);
+    (void)uv_timer_init(loop, &pool.orphan_timer);
     (void)uv_timer_init(loop, &pool.backoff_timer);
     (void)uv_timer_init(loop, &pool.stop_timer);
 
@@ -445,7 +488,9 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
         .contract = contract_name(cfg->contract),
         .user = cfg->user,
         .preload = cfg->preload,
+        .worker_uid_base = cfg->worker_uid_base > 0 ? cfg->worker_uid_base : 0,
     };
+    uidslot_init(args.worker_uid_base, uidslot_count(cfg->workers));
     pool.zygote.argv = zygote_args_argv(&args);
     pool.zygote.env = envp;
 

@@ -40,11 +40,13 @@
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 5000               /* also the retry delay of a failed zygote start */
 #define UNCLAIMED_MAX 32                  /* exits reaped before their SPAWNED came */
-#define ORPHAN_KEEP_MAX 256               /* pids kill_orphans() spares */
 #define STORM_ANSWER_AT 2 /* a function's workers dead in a row before its requests get the error */
 #define STORM_TARGETS 16  /* functions whose storms are remembered */
 #define PREFETCH_MAX_BODY (256 * 1024)    /* larger bodies wait in the queue */
 #define ZYGOTE_FRAME_MAX (64 * 1024)      /* the zygote sends only small frames */
+#define SPAWN_INFLIGHT_MAX 64    /* SPAWNs unanswered at once: well within its socket */
+#define SPAWN_TIMEOUT_MS 3000    /* a zygote that answers no SPAWN this long is replaced */
+#define ORPHAN_DELAY_MS 20       /* kill_orphans() walks this long after the first exit */
 #define READ_CHUNK (64 * 1024)            /* one read of a worker's or the zygote's fd */
 #define ERROR_TEXT_MAX 256                /* the last error kept for answers and health */
 #define CALL_TIMEOUT_MS_MAX 4000000000u   /* a CALL's u32 timeout field */
@@ -169,6 +171,7 @@ typedef struct output {
 struct worker {
     unsigned id; /* the SPAWN's: how the zygote's SPAWNED names it */
     pid_t pid;   /* 0 until SPAWNED */
+    uid_t uid;   /* its own (uidslot.h), released by worker_free(); 0: the zygote's */
     enum worker_state state;
     uv_pipe_t chan;
     uv_timer_t timer; /* the grace after its channel's EOF */
@@ -218,6 +221,10 @@ typedef struct zygote {
     unsigned failures; /* exits in a row before it was ready */
     uv_timer_t restart_timer;
     char last_error[ERROR_TEXT_MAX];
+    unsigned spawns_pending; /* SPAWNs sent, not answered */
+    bool send_blocked;       /* its socket was full: no SPAWN until it answers one */
+    uint64_t progress_ms;    /* the last answer, or the first SPAWN after a quiet time */
+    uv_timer_t spawn_timer;  /* spawn_watch(): SPAWN_TIMEOUT_MS without progress */
     char **argv; /* built once by pool_start(), kept for every restart (never freed) */
     char **env;  /* the caller's (pool_start) */
 } zygote_t;
@@ -248,6 +255,7 @@ typedef struct pool_state {
                                                           main (a ring; "" is v5's one) */
     bool async_target_used[ASYNC_TARGETS];
     unsigned async_target_next;
+    uv_timer_t orphan_timer; /* kill_orphans(): one walk for a burst of exits */
     char io_chunk[READ_CHUNK]; /* one read at a time: every read lands here */
 } pool_state_t;
 
@@ -282,7 +290,10 @@ void finish_job_error(job_t *job, int status, const char *message, const char *o
                       pid_t pid);
 unsigned live_workers(void);
 void call_ready_hook(void);
+/* Kills what exited workers left (without per-worker uids): soon, once for a burst;
+ * kill_orphans_now() at once (the pool's end). */
 void kill_orphans(void);
+void kill_orphans_now(void);
 
 /* Starts the zygote or workers that are missing, answers what can no longer wait, and
  * completes a shutdown: called after anything that may change what is needed. */
@@ -439,7 +450,11 @@ void zygote_start(void);
 void zygote_exited(int status);
 void zygote_close_channel(void);
 
-/* Asks the zygote for one more worker. 0, or -1 when no SPAWN could go out. */
+/* Asks the zygote for one more worker. 0 (also when the zygote's socket is full: the
+ * request waits its turn, see spawn_can_send), or -1 when no SPAWN could go out. */
 int spawn_worker(void);
+
+/* Whether another SPAWN may go out now: not too many unanswered, the socket not full. */
+bool spawn_can_send(void);
 
 #endif

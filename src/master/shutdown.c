@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "master/pool_internal.h"
+#include "master/uidslot.h"
 
 static bool busy(void)
 {
@@ -34,6 +35,7 @@ static void stop_all(void)
 {
     pool.stopping = true;
     (void)uv_timer_stop(&pool.zygote.restart_timer); /* always 0 */
+    (void)uv_timer_stop(&pool.zygote.spawn_timer);
     (void)uv_timer_stop(&pool.backoff_timer);
     /* Closing a worker's channel makes it exit at its next read; the zygote likewise. */
     for (worker_t *w = pool.workers; w; w = w->next) {
@@ -57,6 +59,10 @@ static void finish_shutdown(void)
     uv_close((uv_handle_t *)&pool.stop_timer, NULL);
     uv_close((uv_handle_t *)&pool.backoff_timer, NULL);
     uv_close((uv_handle_t *)&pool.zygote.restart_timer, NULL);
+    uv_close((uv_handle_t *)&pool.zygote.spawn_timer, NULL);
+    if (!uidslot_enabled())
+        kill_orphans_now(); /* the last exits' leftovers: the timer goes now */
+    uv_close((uv_handle_t *)&pool.orphan_timer, NULL);
     done();
 }
 

@@ -11,15 +11,17 @@
 
 #include "common/log.h"
 #include "master/pool_internal.h"
+#include "master/uidslot.h"
 #include "proto/zygote.h"
 
 /* ------------------------------------------------------------- workers ---- */
 
-static int send_spawn(unsigned id, int fds[SPAWN_FDS])
+static int send_spawn(unsigned id, uid_t uid, int fds[SPAWN_FDS])
 {
     buf_t frame = BUF_INIT;
     size_t start = proto_frame_begin(&frame, PROTO_MSG_SPAWN);
     proto_put_u32(&frame, id);
+    proto_put_u32(&frame, (uint32_t)uid);
     proto_frame_end(&frame, start, 0);
 
     union {
@@ -48,8 +50,63 @@ static int send_spawn(unsigned id, int fds[SPAWN_FDS])
         while (n < 0 && errno == EINTR);
         rc = n == (ssize_t)frame.len ? 0 : -1;
     }
+    int saved = errno;
     buf_free(&frame);
+    errno = saved;
     return rc;
+}
+
+/* ------------------------------------------------------- spawn watch ---- */
+
+bool spawn_can_send(void)
+{
+    return !pool.zygote.send_blocked && pool.zygote.spawns_pending < SPAWN_INFLIGHT_MAX;
+}
+
+/* A zygote that answers no SPAWN for SPAWN_TIMEOUT_MS -- stopped, or stuck -- is
+ * killed: its exit (zygote_exited) starts a new one, and the workers it did not fork
+ * see their channel close (its end was in the dead zygote's socket) and are replaced. */
+static void on_spawn_timer(uv_timer_t *t)
+{
+    zygote_t *z = &pool.zygote;
+    (void)t;
+    if (z->spawns_pending == 0 || z->pid <= 0)
+        return;
+    uint64_t quiet = uv_now(pool.loop) - z->progress_ms;
+    if (quiet < SPAWN_TIMEOUT_MS) {
+        (void)uv_timer_start(&z->spawn_timer, on_spawn_timer, SPAWN_TIMEOUT_MS - quiet, 0);
+        return;
+    }
+    log_msg(LOG_ERROR, "the zygote %d answered none of %u SPAWN requests in %u ms; replacing it",
+            (int)z->pid, z->spawns_pending, (unsigned)quiet);
+    (void)kill(z->pid, SIGKILL);
+}
+
+static void spawn_sent(void)
+{
+    zygote_t *z = &pool.zygote;
+    if (z->spawns_pending++ == 0) {
+        z->progress_ms = uv_now(pool.loop);
+        (void)uv_timer_start(&z->spawn_timer, on_spawn_timer, SPAWN_TIMEOUT_MS, 0);
+    }
+}
+
+static void spawn_answered(void)
+{
+    zygote_t *z = &pool.zygote;
+    if (z->spawns_pending > 0)
+        z->spawns_pending--;
+    z->send_blocked = false;
+    z->progress_ms = uv_now(pool.loop);
+    if (z->spawns_pending == 0)
+        (void)uv_timer_stop(&z->spawn_timer);
+}
+
+static void spawn_watch_reset(void)
+{
+    pool.zygote.spawns_pending = 0;
+    pool.zygote.send_blocked = false;
+    (void)uv_timer_stop(&pool.zygote.spawn_timer);
 }
 
 /* A worker's gate page (proto/gate.h): a memfd, mapped here; the fd goes to the
@@ -91,6 +148,9 @@ static int spawn_failed(const char *what, const char *why)
 
 int spawn_worker(void)
 {
+    uid_t uid = uidslot_take();
+    if (uidslot_enabled() && uid == 0)
+        return spawn_failed("cannot start a worker", "every worker uid is in use");
     int chan[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     gate_t *gate = NULL;
     int gate_fd = -1;
@@ -101,10 +161,12 @@ int spawn_worker(void)
         close_pair(chan);
         close_pair(out);
         close_pair(err);
+        uidslot_release(uid);
         return spawn_failed("cannot create a worker's channel, pipes or gate", strerror(saved));
     }
     int rc;
     worker_t *w = worker_new(++pool.next_worker_id, chan[0], out[0], err[0], gate, &rc);
+    w->uid = uid; /* released by worker_free() */
     if (rc == 0)
         rc = channel_start(w);
     if (rc == 0)
@@ -113,12 +175,25 @@ int spawn_worker(void)
         rc = output_start(&w->err);
     int child_fds[SPAWN_FDS] = {[SPAWN_FD_CHANNEL] = chan[1], [SPAWN_FD_STDOUT] = out[1],
                                 [SPAWN_FD_STDERR] = err[1], [SPAWN_FD_GATE] = gate_fd};
-    int sent = rc == 0 ? send_spawn(w->id, child_fds) : -1;
+    int sent = rc == 0 ? send_spawn(w->id, w->uid, child_fds) : -1;
     int saved = errno;
     for (int i = 0; i < SPAWN_FDS; i++)
         (void)close(child_fds[i]);
-    if (sent == 0)
+    if (sent == 0) {
+        spawn_sent();
         return 0;
+    }
+    if (rc == 0 && (saved == EAGAIN || saved == EWOULDBLOCK) && pool.zygote.spawns_pending > 0) {
+        /* Its socket is full of SPAWNs it has yet to read: this one waits for the next
+         * answer (spawn_can_send); the worker made for it goes, unforked, uncounted. */
+        log_msg(LOG_DEBUG, "the zygote's socket is full (%u SPAWNs pending): waiting",
+                pool.zygote.spawns_pending);
+        pool.zygote.send_blocked = true;
+        worker_kill(w, NULL);
+        output_close(&w->out);
+        output_close(&w->err);
+        return 0;
+    }
     if (rc != 0) {
         spawn_failed("cannot read a new worker's channel or pipes", uv_strerror(rc));
         worker_kill(w, "the worker's channel or pipes could not be read");
@@ -144,6 +219,7 @@ static void on_spawned(const proto_frame_t *f)
     uint32_t elen;
     const uint8_t *error = proto_get_bytes(&r, &elen);
     worker_t *w = NULL;
+    spawn_answered();
     for (worker_t *x = pool.workers; x; x = x->next)
         if (x->id == id)
             w = x;
@@ -245,6 +321,7 @@ void zygote_exited(int status)
     describe_exit("the zygote", false, status, what, sizeof(what));
     z->pid = 0;
     z->ready = false;
+    spawn_watch_reset();
     zygote_close_channel();
     if (pool.stopping) {
         pool_maintain(); /* it may have been the last child */

@@ -10,7 +10,8 @@
  * strings (a u32 length, then the bytes). Which fields a type carries:
  *
  *   ZYGOTE_READY  zygote -> master   (empty)
- *   SPAWN         master -> zygote   u32 worker id; 4 fds ride along (SCM_RIGHTS):
+ *   SPAWN         master -> zygote   u32 worker id, u32 uid (0: the zygote's); 4 fds
+ *                                    ride along (SCM_RIGHTS):
  *                                    the worker's channel, its stdout and stderr pipes,
  *                                    and its gate page (gate.h)
  *   SPAWNED       zygote -> master   u32 worker id, u32 pid (or 0), bytes error

@@ -37,6 +37,10 @@ char **zygote_args_argv(const zygote_args_t *a)
     argv[n++] = option(ZYGOTE_OPT_CONTRACT, a->contract);
     if (a->user)
         argv[n++] = option(ZYGOTE_OPT_USER, a->user);
+    if (a->worker_uid_base > 0) {
+        snprintf(num, sizeof(num), "%ld", a->worker_uid_base);
+        argv[n++] = option(ZYGOTE_OPT_WORKER_UID_BASE, num);
+    }
     if (a->preload)
         argv[n++] = xstrdup("--" ZYGOTE_OPT_PRELOAD);
     argv[n] = NULL;
@@ -52,6 +56,7 @@ const char *worker_exit_name(int status)
     case WORKER_EXIT_SUBREAPER: return "subreaper setup failed";
     case WORKER_EXIT_MEMORY_SETUP: return "memory limit setup failed";
     case WORKER_EXIT_GATE: return "gate setup failed";
+    case WORKER_EXIT_SANDBOX: return "sandbox setup failed";
     }
     return NULL;
 }

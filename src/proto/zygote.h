@@ -37,6 +37,7 @@ enum spawn_fd {
 #define ZYGOTE_OPT_CONTRACT "contract" /* seed, v5 or v2 */
 #define ZYGOTE_OPT_USER "user"         /* the one workers run as */
 #define ZYGOTE_OPT_PRELOAD "preload"   /* a flag: import the entry point in the zygote */
+#define ZYGOTE_OPT_WORKER_UID_BASE "worker-uid-base" /* each worker a uid above it; 0: none */
 
 typedef struct zygote_args {
     const char *code_dir;
@@ -49,6 +50,7 @@ typedef struct zygote_args {
     const char *contract;
     const char *user; /* NULL: the master's */
     bool preload;
+    long worker_uid_base; /* 0: workers keep the zygote's uid */
 } zygote_args_t;
 
 /* The argv of `pyrt __zygote` for these arguments, NULL-terminated; the caller owns the
@@ -64,6 +66,7 @@ typedef enum worker_exit {
     WORKER_EXIT_SUBREAPER = 74,   /* it could not become its children's reaper */
     WORKER_EXIT_MEMORY_SETUP = 75, /* the memory limit could not be set */
     WORKER_EXIT_GATE = 76,        /* its gate page could not be mapped */
+    WORKER_EXIT_SANDBOX = 77,     /* its uid, capabilities or limits could not be set */
 } worker_exit_t;
 
 /* "memory limit setup failed" for WORKER_EXIT_MEMORY_SETUP; NULL for a status pyrt

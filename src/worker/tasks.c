@@ -10,6 +10,7 @@
 #include "proto/proto.h"
 #include "proto/zygote.h"
 #include "worker/pyembed.h"
+#include "worker/sandbox.h"
 #include "worker/worker.h"
 
 /* (seq, id, body, head, task): head is None, or (method, target, headers) for an HTTP
@@ -145,5 +146,13 @@ PyObject *tasks_py_cancelled(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "I", &seq))
         return NULL;
     wchan_send_u32(PROTO_MSG_CANCELLED, seq);
+    Py_RETURN_NONE;
+}
+
+PyObject *tasks_py_end_execution(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    sandbox_end_execution();
     Py_RETURN_NONE;
 }

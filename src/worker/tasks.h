@@ -21,6 +21,7 @@ PyObject *tasks_py_send_result(PyObject *self, PyObject *args);
 PyObject *tasks_py_output(PyObject *self, PyObject *args);
 PyObject *tasks_py_running(PyObject *self, PyObject *args);
 PyObject *tasks_py_cancelled(PyObject *self, PyObject *args);
+PyObject *tasks_py_end_execution(PyObject *self, PyObject *args);
 
 /* Their entries in _pyrt_worker's method table. */
 #define TASKS_METHODS                                                                              \
@@ -32,6 +33,8 @@ PyObject *tasks_py_cancelled(PyObject *self, PyObject *args);
          "output(seq, stream, data): whole lines a task printed"},                                 \
         {"cancelled", tasks_py_cancelled, METH_VARARGS,                                            \
          "cancelled(seq): the CANCEL for task seq was read"},                                      \
+        {"end_execution", tasks_py_end_execution, METH_NOARGS,                                     \
+         "end_execution(): nothing runs: end what the executions left (sandbox.h)"},              \
     {                                                                                              \
         "running", tasks_py_running, METH_VARARGS,                                                 \
             "running(seq): the task whose code runs on the loop now (0: none)"                     \

@@ -28,6 +28,7 @@
 #include "proto/zygote.h"
 #include "worker/channel.h"
 #include "worker/pyembed.h"
+#include "worker/sandbox.h"
 #include "worker/tasks.h"
 
 static long memory_mib;
@@ -222,6 +223,7 @@ void worker_run(int fd, gate_t *gate)
             limit_execution();
         current_seq = call.seq;
         PyObject *result = run_call(execute, execute_http, &call);
+        sandbox_end_execution(); /* what it left running ends before its answer leaves */
         wchan_consume(consumed);
         uint32_t flags = wchan_send_answer(call.seq, result,
                                            worker_memory_short() ? PROTO_RESULT_RECYCLE : 0);

@@ -18,8 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/capability.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -39,6 +37,7 @@
 #include "proto/proto.h"
 #include "proto/zygote.h"
 #include "worker/pyembed.h"
+#include "worker/sandbox.h"
 #include "worker/worker.h"
 #include "worker/zygote.h"
 
@@ -98,58 +97,33 @@ static int resolve_user(const char *user, char *err, size_t errlen)
     return 0;
 }
 
-/* Root keeps its uid (no --user): take away CAP_SYS_PTRACE, which would let user code
- * read the non-dumpable master's memory (and so the key), and CAP_SYS_RESOURCE, which
- * would let it raise its hard memory limit, from this process and from anything it
- * executes. */
-static void drop_capabilities(void)
-{
-    static const int caps[] = {CAP_SYS_PTRACE, CAP_SYS_RESOURCE};
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    if (syscall(SYS_capget, &hdr, data) != 0) {
-        log_msg(LOG_WARN, "capget: %s", strerror(errno));
-        return;
-    }
-    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-        if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0 && errno != EINVAL)
-            log_msg(LOG_WARN, "prctl(PR_CAPBSET_DROP, %d): %s", caps[i], strerror(errno));
-        unsigned idx = (unsigned)caps[i] / 32, bit = 1u << (caps[i] % 32);
-        data[idx].effective &= ~bit;
-        data[idx].permitted &= ~bit;
-        data[idx].inheritable &= ~bit;
-    }
-    if (syscall(SYS_capset, &hdr, data) != 0)
-        log_msg(LOG_WARN, "capset without CAP_SYS_PTRACE and CAP_SYS_RESOURCE: %s",
-                strerror(errno));
-}
-
 /* Before Python starts in the zygote, so that no user code -- a --preload import
- * included -- runs as root or with the capabilities workers must not have. Changing
- * the uid clears the parent-death signal: set it again. 0, or -1 with err. */
+ * included -- runs as root or with a capability workers must not have (sandbox.c).
+ * With worker uids, the zygote becomes --user, or else the first uid of the range, and
+ * keeps only what it takes to give each worker its own uid. Changing the uid clears the
+ * parent-death signal: set it again. 0, or -1 with err. */
 static int drop_privileges(char *err, size_t errlen)
 {
-    if (zc.switch_user) {
-        if (setgroups(1, &zc.gid) != 0 || setgid(zc.gid) != 0 || setuid(zc.uid) != 0) {
-            snprintf(err, errlen, "cannot switch to user %s (uid %d): %s", zc.a.user,
-                     (int)zc.uid, strerror(errno));
-            return -1;
-        }
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
-            getppid() != (pid_t)zc.a.master_pid) {
-            snprintf(err, errlen, "the master is gone");
-            return -1;
-        }
-    } else if (geteuid() == 0) {
-        drop_capabilities();
+    bool worker_uids = zc.a.worker_uid_base > 0;
+    if (worker_uids && !zc.switch_user) {
+        zc.uid = (uid_t)zc.a.worker_uid_base;
+        zc.gid = (gid_t)zc.a.worker_uid_base;
+        zc.switch_user = true;
+    }
+    if (sandbox_zygote(zc.switch_user, zc.uid, zc.gid, worker_uids, err, errlen) < 0)
+        return -1;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid) {
+        snprintf(err, errlen, "the master is gone");
+        return -1;
     }
     return 0;
 }
 
-static void become_worker(int fds[SPAWN_FDS]) __attribute__((noreturn));
+static void become_worker(int fds[SPAWN_FDS], uid_t uid) __attribute__((noreturn));
 
-/* In the new worker: its own fds, the master as the parent it dies with, the user. */
-static void become_worker(int fds[SPAWN_FDS])
+/* In the new worker: its own fds, its uid and no capabilities, the master as the parent
+ * it dies with. */
+static void become_worker(int fds[SPAWN_FDS], uid_t uid)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
         _exit(1); /* the master is already gone: nobody reads this status */
@@ -171,8 +145,15 @@ static void become_worker(int fds[SPAWN_FDS])
             (void)close(fd);
     log_init("worker", log_min_level);
     (void)prctl(PR_SET_NAME, "pyrt-worker", 0, 0, 0);
-    /* The user and capabilities are the zygote's (drop_privileges): no Python ever runs
-     * with more. */
+    /* Before any Python runs: no user code ever runs with the zygote's CAP_SETUID. */
+    char err[PYRT_ERR_LEN];
+    if (sandbox_worker(uid, zc.gid, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "cannot sandbox the worker: %s", err);
+        _exit(WORKER_EXIT_SANDBOX);
+    }
+    /* A new uid cleared the parent-death signal. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
+        _exit(1);
     if (zc.a.max_body)
         worker_limit_body(zc.a.max_body);
     if (worker_limit_memory(zc.a.max_memory_mib) != 0) {
@@ -185,13 +166,13 @@ static void become_worker(int fds[SPAWN_FDS])
     worker_run(WORKER_CHANNEL_FD, gate);
 }
 
-static long clone_worker(int fds[SPAWN_FDS])
+static long clone_worker(int fds[SPAWN_FDS], uid_t uid)
 {
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
     if (pid == 0) {
         PyOS_AfterFork_Child();
-        become_worker(fds);
+        become_worker(fds, uid);
     }
     int saved = errno;
     PyOS_AfterFork_Parent();
@@ -199,9 +180,9 @@ static long clone_worker(int fds[SPAWN_FDS])
     return pid;
 }
 
-static void spawn(uint32_t id, int fds[SPAWN_FDS])
+static void spawn(uint32_t id, uid_t uid, int fds[SPAWN_FDS])
 {
-    long pid = clone_worker(fds);
+    long pid = clone_worker(fds, uid);
     int saved = errno;
     for (int i = 0; i < SPAWN_FDS; i++)
         (void)close(fds[i]);
@@ -253,13 +234,19 @@ static int receive_spawn(void)
     proto_reader_init(&r, data + PROTO_HEADER_SIZE,
                       n >= PROTO_HEADER_SIZE ? (size_t)n - PROTO_HEADER_SIZE : 0);
     uint32_t id = proto_get_u32(&r);
-    if (type != PROTO_MSG_SPAWN || r.error || nfds != SPAWN_FDS) {
-        log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds)", type, nfds);
+    uint32_t uid = proto_get_u32(&r);
+    /* A uid of its own exactly when the master gives workers uids, and never the
+     * zygote's own or root. */
+    bool uid_ok = zc.a.worker_uid_base > 0 ? uid > (uint32_t)zc.a.worker_uid_base && uid != zc.uid
+                                           : uid == 0;
+    if (type != PROTO_MSG_SPAWN || r.error || nfds != SPAWN_FDS || !uid_ok) {
+        log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds, uid %u)", type, nfds,
+                uid);
         for (int i = 0; i < nfds; i++)
             (void)close(fds[i]);
         return 0;
     }
-    spawn(id, fds);
+    spawn(id, (uid_t)uid, fds);
     return 0;
 }
 

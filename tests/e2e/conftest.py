@@ -12,6 +12,7 @@ Run with Debian's interpreter: `/usr/bin/python3 -m pytest tests/e2e`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import json
@@ -59,6 +60,27 @@ BAD_LOG_MARKERS = ("[alert]", '"level":"alert"', "AddressSanitizer", "LeakSaniti
                    "runtime error:")
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Started as root, pyrt runs each worker as a uid of its own, which must be able to
+    enter the folders above a code folder under tmp_path -- and pytest keeps
+    /tmp/pytest-of-USER at 0700 (resetting it whenever a session starts). So tmp_path
+    lives in a folder of this session's, searchable but not listable by others; a test
+    still makes its own tmp_path readable when pyrt serves from it."""
+    if config.option.basetemp is None and os.geteuid() == 0:
+        base = tempfile.mkdtemp(prefix="pyrt-pytest-")
+        config.option.basetemp = base
+        config.stash[_OWN_BASETEMP] = base
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = config.stash.get(_OWN_BASETEMP, None)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 def _become_subreaper() -> None:
@@ -474,6 +496,22 @@ def master_tcp_fds(pid: int) -> int:
     return sum(1 for t in fds.values() if t.startswith("socket:[") and t[8:-1] in tcp)
 
 
+@contextlib.contextmanager
+def reachable_pyrt_copy() -> Iterator[Path]:
+    """build/pyrt copied where any user may run it: a 0755 folder of its own under /tmp,
+    the copy 0755 whatever the umask. The checkout may sit where another user cannot go
+    (a `mktemp -d` or /root, both 0700), or have been built under umask 077."""
+    folder = Path(tempfile.mkdtemp(prefix="pyrt-bin-"))
+    try:
+        os.chmod(folder, 0o755)
+        copy = folder / "pyrt"
+        shutil.copyfile(PYRT, copy)
+        os.chmod(copy, 0o755)
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- code dirs
 
 def chmod_tree(root: Path) -> None:
@@ -850,6 +888,14 @@ def module_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     factory = ServerFactory(tmp_path_factory.mktemp("pyrt"))
     yield factory
     factory.finish()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _basetemp_searchable(tmp_path_factory: pytest.TempPathFactory,
+                         pytestconfig: pytest.Config) -> None:
+    """pytest makes the basetemp 0700 when it first uses it (pytest_configure)."""
+    if pytestconfig.stash.get(_OWN_BASETEMP, None) is not None:
+        tmp_path_factory.getbasetemp().chmod(0o711)
 
 
 @pytest.fixture(autouse=True)

@@ -85,6 +85,7 @@ def test_import_error_is_500_with_traceback(server: Server, source: str, expect:
 
 def test_failed_import_is_not_cached(server: Server) -> None:
     marker = Path(tempfile.mkdtemp(prefix="pyrt-e2e-marker-")) / "imported-once"
+    marker.parent.chmod(0o777)  # the worker runs as a uid of its own
     source = (
         "import os\n"
         f"MARKER = {str(marker)!r}\n"

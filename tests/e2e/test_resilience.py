@@ -251,6 +251,7 @@ def test_no_fds_for_a_worker_backs_off(tmp_path: Path) -> None:
     code = tmp_path / "code"
     code.mkdir()
     write_file(code / "index.py", "def main(req, res):\n    return res.send('hi')\n")
+    os.chmod(tmp_path, 0o755)  # each worker runs as a uid of its own
     limit = 16  # enough to listen and start the zygote; a worker needs 7 more
     proc = subprocess.Popen(
         [str(PYRT), "serve", "--code-dir", str(code), "--host", "127.0.0.1",

@@ -9,15 +9,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from conftest import (HOST, KEY, PYRT, Parallel, Server, ServerFactory, clean_env, get,
-                      make_code_dir, post, run_bounded, run_pyrt)
+from conftest import (HOST, KEY, Parallel, Server, ServerFactory, clean_env, get,
+                      make_code_dir, post, reachable_pyrt_copy, run_bounded, run_pyrt)
 
 ROOT = os.geteuid() == 0
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -66,18 +65,8 @@ def test_port_in_use() -> None:
 
 @pytest.fixture
 def reachable_pyrt() -> Iterator[Path]:
-    """build/pyrt copied where any user may run it: a 0755 folder of its own under /tmp,
-    the copy 0755 whatever the umask. The checkout may sit where another user cannot go
-    (a `mktemp -d` or /root, both 0700), or have been built under umask 077."""
-    folder = Path(tempfile.mkdtemp(prefix="pyrt-bin-"))
-    try:
-        os.chmod(folder, 0o755)
-        copy = folder / "pyrt"
-        shutil.copyfile(PYRT, copy)
-        os.chmod(copy, 0o755)
+    with reachable_pyrt_copy() as copy:
         yield copy
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to start pyrt as another user")
