@@ -126,6 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     become_subreaper()
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="pyrt-bench-"))
+    os.chmod(work, 0o755)  # pyrt's workers, each a uid of its own, read the code here
     code = work / "code"
     shutil.copytree(FUNCTIONS, code, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([PYTHON, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",

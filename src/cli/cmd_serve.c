@@ -70,9 +70,8 @@ static int check_code_reachable(const char *code_dir, gid_t gid, char *err, size
         mode_t have = (st.st_mode & 07) | (st.st_gid == gid ? (st.st_mode >> 3) & 07 : 0);
         if ((have & need) != need) {
             snprintf(err, errlen,
-                     "code directory %s: the workers (a uid of their own each, started as "
-                     "root) cannot %s %s (mode %04o): make it readable by other users "
-                     "(chmod o+rx), or pass --worker-uid-base 0",
+                     "code directory %s: workers with a uid of their own cannot %s %s "
+                     "(mode %04o): make it readable by other users (chmod o+rx)",
                      code_dir, need == 05 ? "read" : "enter", dir, (unsigned)(st.st_mode & 07777));
             return -1;
         }
@@ -83,7 +82,11 @@ static int check_code_reachable(const char *code_dir, gid_t gid, char *err, size
 }
 
 /* --worker-uid-base: by default, a uid per worker whenever pyrt runs as root (with or
- * without --user), so that no worker can reach the master, the zygote or a sibling. */
+ * without --user), so that no worker can reach the master, the zygote or a sibling.
+ * When the code folder is where other users cannot go (a checkout in /root, a
+ * `mktemp -d`), the default falls back to workers sharing the zygote's uid, with a
+ * warning that says what that gives up: serving the folder one was given beats
+ * refusing to start. A base given explicitly is kept, and such a folder refused. */
 static int worker_uids_finish(serve_config_t *cfg, char *err, size_t errlen)
 {
     bool fixed = cfg->worker_uid_base >= 0;
@@ -96,18 +99,25 @@ static int worker_uids_finish(serve_config_t *cfg, char *err, size_t errlen)
                  "runs as uid %d)", cfg->worker_uid_base, (int)geteuid());
         return -1;
     }
-    if (cfg->workers <= 0)
-        cfg->workers = default_workers();
-    if (uidslot_reserve(&cfg->worker_uid_base, uidslot_count(cfg->workers), fixed, err,
-                        errlen) < 0)
-        return -1;
-    gid_t gid = (gid_t)cfg->worker_uid_base; /* the zygote's, which workers keep */
+    /* Without --user the workers' gid is the range's own, which owns nothing. */
+    gid_t gid = (gid_t)-1;
     struct passwd *pw = cfg->user ? getpwnam(cfg->user) : NULL;
     if (pw)
         gid = pw->pw_gid;
     else if (cfg->user)
         gid = (gid_t)strtol(cfg->user, NULL, 10); /* numeric: check_user said so */
-    return check_code_reachable(cfg->code_dir, gid, err, errlen);
+    if (check_code_reachable(cfg->code_dir, gid, err, errlen) < 0) {
+        if (fixed)
+            return -1; /* --worker-uid-base 0 serves it, with one uid for every worker */
+        log_msg(LOG_WARN, "%s; until then the workers share one uid: they can signal each "
+                "other and the zygote (docs/operating.md, \"The sandbox\")", err);
+        cfg->worker_uid_base = 0;
+        return 0;
+    }
+    if (cfg->workers <= 0)
+        cfg->workers = default_workers();
+    return uidslot_reserve(&cfg->worker_uid_base, uidslot_count(cfg->workers), fixed, err,
+                           errlen);
 }
 
 /* OPEN_RUNTIMES_CPUS (the executor's share, rounded up) when set, else the CPUs this

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -394,3 +395,30 @@ def test_300_workers_all_start_and_one_crash_harms_no_other(
     for th in threads:
         th.join(30)
     assert results == [200] * 40, results
+
+
+def test_a_folder_other_users_cannot_enter_is_served_with_shared_uids(
+        server_factory: ServerFactory, tmp_path: Path) -> None:
+    """Started as root on a function in a 0700 folder (a checkout in /root, a mktemp -d):
+    served, with the workers sharing one uid and a warning that says why; with
+    --worker-uid-base given, refused."""
+    if os.geteuid() != 0:
+        pytest.skip("per-worker uids need root")
+    private = Path(tempfile.mkdtemp(prefix="pyrt-private-"))
+    try:
+        os.chmod(private, 0o700)
+        code = private / "code"
+        (code / "fn").mkdir(parents=True)
+        (code / "fn" / "index.py").write_text(
+            "import os\n\ndef main(req, res):\n    return res.json({'uid': os.getuid()})\n")
+        server = server_factory(code_dir=code, args=["--workers", "2"])
+        status, _, body = server.call("fn")
+        assert status == 200, body
+        assert "workers with a uid of their own cannot enter" in server.log_text()
+        assert "the workers share one uid" in server.log_text()
+        refused = run_pyrt(["serve", "--code-dir", str(code), "--host", "127.0.0.1",
+                            "--port", "0", "--worker-uid-base", "60000"], timeout=10)
+        assert refused.returncode != 0
+        assert "cannot enter" in refused.stderr
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -203,6 +203,7 @@ def main() -> int:
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="pyrt-soak-"))
+    os.chmod(base, 0o755)  # pyrt's workers, each a uid of its own, read the code here
     code = base / "code"
     for name, source in FUNCTIONS.items():
         (code / name).mkdir(parents=True)
