@@ -41,9 +41,9 @@ static size_t answer_len;
 
 typedef struct {
     int fd;
-    size_t in_len;              /* bytes of the current head in in[] */
-    unsigned long long skip;    /* body bytes still to discard */
-    int close_after;            /* close once out[] is sent */
+    size_t in_len;           /* bytes of the current head in in[] */
+    unsigned long long skip; /* body bytes still to discard */
+    int close_after;         /* close once out[] is sent */
     size_t out_len, out_off;
     char in[IN_CAP];
     char out[OUT_CAP];

@@ -2,9 +2,9 @@
 #include "build/build.h"
 
 #include <errno.h>
-#include <linux/capability.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -44,7 +44,8 @@ static double elapsed(const build_t *b)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - b->started.tv_sec) + (double)(now.tv_nsec - b->started.tv_nsec) / 1e9;
+    return (double)(now.tv_sec - b->started.tv_sec) +
+           (double)(now.tv_nsec - b->started.tv_nsec) / 1e9;
 }
 
 static void step(const build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -235,7 +236,6 @@ int build_check_runtime_env(const char *code_dir, char *err, size_t errlen)
     return -1;
 }
 
-
 static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void)sb;
@@ -247,8 +247,10 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
  * rather than leave the reader to find it in the middle of a traceback. */
 static const char *compiler_hint(const buf_t *output)
 {
-    static const char *const signs[] = {"error: command 'gcc' failed", "error: command 'cc' failed",
-                                        "gcc: not found", "unable to execute 'gcc'",
+    static const char *const signs[] = {"error: command 'gcc' failed",
+                                        "error: command 'cc' failed",
+                                        "gcc: not found",
+                                        "unable to execute 'gcc'",
                                         "command 'x86_64-linux-gnu-gcc' failed",
                                         "No such file or directory: 'gcc'"};
     if (output->data == NULL)
@@ -308,8 +310,9 @@ static int make_env(build_t *b, bool has_requirements)
     const char *install = b->opts->install_command;
     bool with_pip = has_requirements || install;
     step(b, "creating runtime-env with %s", PYRT_PYTHON);
-    char *venv[] = {PYRT_PYTHON, "-m", "venv", "--copies", with_pip ? env : "--without-pip",
-                    with_pip ? NULL : env, NULL};
+    char *venv[] = {
+        PYRT_PYTHON,           "-m", "venv", "--copies", with_pip ? env : "--without-pip",
+        with_pip ? NULL : env, NULL};
     if (run(b, venv, "creating runtime-env failed", true) < 0)
         return -1;
     if (!with_pip)
@@ -344,16 +347,25 @@ static int make_env(build_t *b, bool has_requirements)
             return -1;
     } else {
         step(b, "installing requirements.txt");
-        char *pip[] = {python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check",
-                       "--no-warn-script-location", "-r", "requirements.txt", NULL};
+        char *pip[] = {python,
+                       "-m",
+                       "pip",
+                       "install",
+                       "--no-compile",
+                       "--disable-pip-version-check",
+                       "--no-warn-script-location",
+                       "-r",
+                       "requirements.txt",
+                       NULL};
         if (run(b, pip, "pip could not install requirements.txt", true) < 0)
             return -1;
     }
     step(b, "compiling runtime-env");
     char lib[PATH_MAX + 32];
     snprintf(lib, sizeof(lib), "%s/lib", env);
-    char *compile[] = {python, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode",
-                       "unchecked-hash", lib, NULL};
+    char *compile[] = {
+        python,           "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode",
+        "unchecked-hash", lib,  NULL};
     return run(b, compile, "compiling runtime-env failed", true);
 }
 
@@ -390,7 +402,7 @@ static int validate(build_t *b)
         step(b, "checking %s", b->entry);
         char python[PATH_MAX + 32];
         snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b->dir);
-        char *argv[] = {python, "-I", "-B", "-c", (char *)pyrt_src_validate, b->dir,
+        char *argv[] = {python,           "-I",  "-B", "-c", (char *)pyrt_src_validate, b->dir,
                         (char *)b->entry, types, NULL};
         buf_t output = BUF_INIT;
         char perr[256];
@@ -406,9 +418,8 @@ static int validate(build_t *b)
                      "could be checked",
                      b->dir, b->entry);
         } else if (status > 128) {
-            snprintf(b->err, b->errlen,
-                     "%s/%s: importing it killed python with signal %d (%s)", b->dir, b->entry,
-                     status - 128, strsignal(status - 128));
+            snprintf(b->err, b->errlen, "%s/%s: importing it killed python with signal %d (%s)",
+                     b->dir, b->entry, status - 128, strsignal(status - 128));
         } else if (output.len == 0) {
             snprintf(b->err, b->errlen, "%s/%s: importing it exited with status %d", b->dir,
                      b->entry, status);
@@ -436,14 +447,17 @@ static int compile_code(build_t *b)
     step(b, "compiling the code");
     char python[PATH_MAX + 32];
     snprintf(python, sizeof(python), "%s/runtime-env/bin/python", b->dir);
-    char *argv[] = {python, "-I", "-c",
+    char *argv[] = {python,
+                    "-I",
+                    "-c",
                     "import compileall, py_compile, re, sys\n"
                     "d = sys.argv[1]\n"
                     "ok = compileall.compile_dir(d, quiet=1, force=True, workers=0,\n"
                     "    rx=re.compile(re.escape(d + '/runtime-env') + '(/|$)'),\n"
                     "    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
                     "sys.exit(0 if ok else 1)\n",
-                    b->dir, NULL};
+                    b->dir,
+                    NULL};
     return run(b, argv, "byte-compiling the code failed", false);
 }
 
@@ -477,8 +491,8 @@ static int grant_read_all(build_t *b)
 
 int build_run(const build_options_t *opts, char *err, size_t errlen)
 {
-    build_t b = {.opts = opts, .err = err, .errlen = errlen,
-                 .user = {PROC_SAME_USER, 0, false, NULL}};
+    build_t b = {
+        .opts = opts, .err = err, .errlen = errlen, .user = {PROC_SAME_USER, 0, false, NULL}};
     clock_gettime(CLOCK_MONOTONIC, &b.started);
     b.progress = isatty(STDERR_FILENO);
     struct stat st;

@@ -18,10 +18,10 @@
 
 typedef struct build_options {
     const char *dir;
-    const char *entrypoint; /* NULL: main.py, else index.py */
-    bool force;             /* make runtime-env anew */
-    const char *user;       /* started as root: run user code (pip, the install command,
-                               the entry point's import) as this user, never as root */
+    const char *entrypoint;      /* NULL: main.py, else index.py */
+    bool force;                  /* make runtime-env anew */
+    const char *user;            /* started as root: run user code (pip, the install command,
+                                    the entry point's import) as this user, never as root */
     const char *install_command; /* run instead of pip install -r requirements.txt */
 } build_options_t;
 

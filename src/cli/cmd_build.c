@@ -18,8 +18,8 @@ int cmd_build(int argc, char **argv)
         {"user", 'u', OPT_STRING, &o.user, "PYRT_USER", 0, 0, "NAME|UID",
          "started as root: run user code (pip, the install command, the entry point's "
          "import) as this user"},
-        {"install-command", 0, OPT_STRING, &o.install_command, "PYRT_INSTALL_COMMAND", 0, 0,
-         "CMD", "run CMD (sh -c, in DIR, runtime-env active) instead of pip install -r "
+        {"install-command", 0, OPT_STRING, &o.install_command, "PYRT_INSTALL_COMMAND", 0, 0, "CMD",
+         "run CMD (sh -c, in DIR, runtime-env active) instead of pip install -r "
          "requirements.txt"},
         {0},
     };

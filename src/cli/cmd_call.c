@@ -24,9 +24,9 @@ typedef struct response {
     int status;
     bool complete;
     buf_t body;
-    buf_t field;      /* the header being read */
+    buf_t field; /* the header being read */
     bool in_value;
-    bool want_value;  /* the field is x-request-id */
+    bool want_value; /* the field is x-request-id */
     buf_t request_id;
 } response_t;
 
@@ -58,8 +58,7 @@ static int wait_fd(int fd, short events, double deadline, const char *what, char
     }
 }
 
-static int connect_to(const char *host, const char *port, double deadline, char *err,
-                      size_t errlen)
+static int connect_to(const char *host, const char *port, double deadline, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
@@ -75,8 +74,7 @@ static int connect_to(const char *host, const char *port, double deadline, char 
             continue;
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
-        if (errno == EINPROGRESS &&
-            wait_fd(fd, POLLOUT, deadline, "connect", err, errlen) == 0) {
+        if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline, "connect", err, errlen) == 0) {
             int soerr = 0;
             socklen_t len = sizeof(soerr);
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)
@@ -93,8 +91,7 @@ static int connect_to(const char *host, const char *port, double deadline, char 
     return fd;
 }
 
-static int send_all(int fd, const char *data, size_t len, double deadline, char *err,
-                    size_t errlen)
+static int send_all(int fd, const char *data, size_t len, double deadline, char *err, size_t errlen)
 {
     while (len > 0) {
         ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
@@ -293,8 +290,8 @@ int cmd_call(int argc, char **argv)
         snprintf(status_line, sizeof(status_line), "pyrt call: status %d, req=%.*s", r.status,
                  (int)(r.request_id.len > 128 ? 128 : r.request_id.len),
                  r.request_id.data ? r.request_id.data : "-");
-        exit_status = exec_request_show(r.status, r.body.data ? r.body.data : "", r.body.len,
-                                        status_line);
+        exit_status =
+            exec_request_show(r.status, r.body.data ? r.body.data : "", r.body.len, status_line);
     }
     buf_free(&r.body);
     buf_free(&r.field);

@@ -81,10 +81,9 @@ int cmd_launch(int argc, char **argv)
 
     /* The secret is checked before anything is extracted; `serve` takes it. */
     contract_t contract;
-    if (!extract_only &&
-        (contract_resolve(given_or(contract_flag, "PYRT_CONTRACT", NULL), &contract, err,
-                          sizeof(err)) < 0 ||
-         contract_check_secret(contract, err, sizeof(err)) < 0)) {
+    if (!extract_only && (contract_resolve(given_or(contract_flag, "PYRT_CONTRACT", NULL),
+                                           &contract, err, sizeof(err)) < 0 ||
+                          contract_check_secret(contract, err, sizeof(err)) < 0)) {
         fprintf(stderr, "pyrt launch: %s\n", err);
         goto done;
     }

@@ -7,9 +7,9 @@
 
 #include "cli/commands.h"
 #include "cli/exec_request.h"
-#include "common/contract.h"
 #include "cli/opts.h"
 #include "cli/serve_setup.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/num.h"
 #include "master/config.h"
@@ -26,9 +26,9 @@ static void write_output(const char *stream, const char *text, size_t len)
 /* The execution from the flags: v5 takes an HTTP request (--method, --path, --body,
  * --header), the others a JSON body (--payload, --env, --header, --file). Flags of the
  * other kind are refused by name rather than ignored. 0, or -1 with err. */
-static int build_request(const serve_config_t *cfg, const exec_request_t *req,
-                         const char *method, const char *target, const char *http_body,
-                         run_request_t *run, char *err, size_t errlen)
+static int build_request(const serve_config_t *cfg, const exec_request_t *req, const char *method,
+                         const char *target, const char *http_body, run_request_t *run, char *err,
+                         size_t errlen)
 {
     if (cfg->contract != CONTRACT_V5) {
         const char *v5_only = method ? "--method" : target ? "--path" : http_body ? "--body" : NULL;
@@ -40,21 +40,22 @@ static int build_request(const serve_config_t *cfg, const exec_request_t *req,
         return exec_request_body(req, cfg->contract == CONTRACT_V2 ? "variables" : "env",
                                  cfg->max_body, &run->body, err, errlen);
     }
-    const char *seed_only = req->payload ? "--payload" : req->env.count ? "--env"
-                                                     : req->file      ? "--file"
-                                                                      : NULL;
+    const char *seed_only = req->payload     ? "--payload"
+                            : req->env.count ? "--env"
+                            : req->file      ? "--file"
+                                             : NULL;
     if (seed_only) {
         snprintf(err, errlen, "%s is not part of the v5 contract: use --body and --header",
                  seed_only);
         return -1;
     }
-    if (req->timeout && (num_parse_double(req->timeout, &run->timeout) < 0 ||
-                         !(run->timeout > 0))) {
+    if (req->timeout &&
+        (num_parse_double(req->timeout, &run->timeout) < 0 || !(run->timeout > 0))) {
         snprintf(err, errlen, "--timeout %s: expected a number of seconds > 0", req->timeout);
         return -1;
     }
-    return exec_request_v5(method ? method : "GET", target ? target : "/", &req->headers,
-                           http_body, cfg->max_body, &run->head, &run->body, err, errlen);
+    return exec_request_v5(method ? method : "GET", target ? target : "/", &req->headers, http_body,
+                           cfg->max_body, &run->head, &run->body, err, errlen);
 }
 
 int cmd_run(int argc, char **argv)
@@ -106,13 +107,14 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     if (help) {
-        printf("usage: pyrt run [DIR] [options]\n\n"
-               "Runs the function in DIR (default .) once, as the server would run it for\n"
-               "one request, and prints the answer's body to stdout; the function's output,\n"
-               "the status and any error (a traceback) go to stderr. Exit status 0 for 2xx.\n\n"
-               "  pyrt run examples/echo --payload '{\"a\": 1}' --env K=v --header h=v\n"
-               "  pyrt run --contract v5 DIR --method GET --path '/x?y=1' --header k=v --body @f\n\n"
-               "options:\n");
+        printf(
+            "usage: pyrt run [DIR] [options]\n\n"
+            "Runs the function in DIR (default .) once, as the server would run it for\n"
+            "one request, and prints the answer's body to stdout; the function's output,\n"
+            "the status and any error (a traceback) go to stderr. Exit status 0 for 2xx.\n\n"
+            "  pyrt run examples/echo --payload '{\"a\": 1}' --env K=v --header h=v\n"
+            "  pyrt run --contract v5 DIR --method GET --path '/x?y=1' --header k=v --body @f\n\n"
+            "options:\n");
         opts_print_help(specs);
         return 0;
     }
@@ -151,9 +153,8 @@ int cmd_run(int argc, char **argv)
     char status_line[512];
     snprintf(status_line, sizeof(status_line), "pyrt run: status %d, %.1f ms, req=%s",
              answer.status, answer.ms, answer.id);
-    int exit_status =
-        exec_request_show(answer.status, answer.body.data ? answer.body.data : "",
-                          answer.body.len, status_line);
+    int exit_status = exec_request_show(answer.status, answer.body.data ? answer.body.data : "",
+                                        answer.body.len, status_line);
     run_answer_free(&answer);
     return exit_status;
 }

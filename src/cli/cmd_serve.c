@@ -1,19 +1,19 @@
 /* cmd_serve.c -- `pyrt serve`: options to a serve_config_t, then the master. */
 #include <errno.h>
-#include <stdbool.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "build/build.h"
 #include "cli/commands.h"
 #include "cli/contract.h"
-#include "cli/serve_setup.h"
 #include "cli/opts.h"
+#include "cli/serve_setup.h"
 #include "common/log.h"
 #include "common/num.h"
 #include "common/sysinfo.h"
@@ -95,8 +95,10 @@ static int worker_uids_finish(serve_config_t *cfg, char *err, size_t errlen)
     if (cfg->worker_uid_base == 0)
         return 0;
     if (geteuid() != 0) {
-        snprintf(err, errlen, "--worker-uid-base %ld: giving workers uids needs root (pyrt "
-                 "runs as uid %d)", cfg->worker_uid_base, (int)geteuid());
+        snprintf(err, errlen,
+                 "--worker-uid-base %ld: giving workers uids needs root (pyrt "
+                 "runs as uid %d)",
+                 cfg->worker_uid_base, (int)geteuid());
         return -1;
     }
     /* Without --user the workers' gid is the range's own, which owns nothing. */
@@ -109,15 +111,16 @@ static int worker_uids_finish(serve_config_t *cfg, char *err, size_t errlen)
     if (check_code_reachable(cfg->code_dir, gid, err, errlen) < 0) {
         if (fixed)
             return -1; /* --worker-uid-base 0 serves it, with one uid for every worker */
-        log_msg(LOG_WARN, "%s; until then the workers share one uid: they can signal each "
-                "other and the zygote (docs/operating.md, \"The sandbox\")", err);
+        log_msg(LOG_WARN,
+                "%s; until then the workers share one uid: they can signal each "
+                "other and the zygote (docs/operating.md, \"The sandbox\")",
+                err);
         cfg->worker_uid_base = 0;
         return 0;
     }
     if (cfg->workers <= 0)
         cfg->workers = default_workers();
-    return uidslot_reserve(&cfg->worker_uid_base, uidslot_count(cfg->workers), fixed, err,
-                           errlen);
+    return uidslot_reserve(&cfg->worker_uid_base, uidslot_count(cfg->workers), fixed, err, errlen);
 }
 
 /* OPEN_RUNTIMES_CPUS (the executor's share, rounded up) when set, else the CPUs this
@@ -171,8 +174,8 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
     if (cfg->workers <= 0)
         cfg->workers = default_workers();
     if (cfg->default_timeout <= 0)
-        cfg->default_timeout = cfg->contract == CONTRACT_V2 ? cfg->max_timeout
-                                                            : SERVE_DEFAULT_TIMEOUT;
+        cfg->default_timeout =
+            cfg->contract == CONTRACT_V2 ? cfg->max_timeout : SERVE_DEFAULT_TIMEOUT;
     if (cfg->default_timeout > cfg->max_timeout)
         cfg->default_timeout = cfg->max_timeout;
     if (cfg->async_slots <= 0)
@@ -182,14 +185,15 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
 
 static void usage(const opt_spec_t *specs)
 {
-    printf("usage: pyrt serve [--code-dir DIR] [options]\n\n"
-           "Serves an already built function folder. Contracts (--contract):\n"
-           "  seed  every POST with x-internal-challenge = INTERNAL_RUNTIME_KEY runs main(req, res)\n"
-           "  v5    open-runtimes v5: every method and path runs main(context); the secret is\n"
-           "        OPEN_RUNTIMES_SECRET (x-open-runtimes-secret); logs go to --logs-dir\n"
-           "  v2    the open-runtimes executor's v2: {\"variables\", \"payload\"} in, an\n"
-           "        envelope out; key INTERNAL_RUNTIME_KEY\n\n"
-           "options:\n");
+    printf(
+        "usage: pyrt serve [--code-dir DIR] [options]\n\n"
+        "Serves an already built function folder. Contracts (--contract):\n"
+        "  seed  every POST with x-internal-challenge = INTERNAL_RUNTIME_KEY runs main(req, res)\n"
+        "  v5    open-runtimes v5: every method and path runs main(context); the secret is\n"
+        "        OPEN_RUNTIMES_SECRET (x-open-runtimes-secret); logs go to --logs-dir\n"
+        "  v2    the open-runtimes executor's v2: {\"variables\", \"payload\"} in, an\n"
+        "        envelope out; key INTERNAL_RUNTIME_KEY\n\n"
+        "options:\n");
     opts_print_help(specs);
 }
 
@@ -219,7 +223,8 @@ int cmd_serve(int argc, char **argv)
          "the built function folder (default /usr/code)"},
         {"entrypoint", 0, OPT_STRING, &entrypoint, "ENTRYPOINT_NAME", 0, 0, "FILE",
          "file run when a request names none (default main.py, else index.py)"},
-        {"host", 0, OPT_STRING, &cfg.host, "PYRT_HOST", 0, 0, "ADDR", "address to listen on (default 0.0.0.0)"},
+        {"host", 0, OPT_STRING, &cfg.host, "PYRT_HOST", 0, 0, "ADDR",
+         "address to listen on (default 0.0.0.0)"},
         {"port", 'p', OPT_LONG, &cfg.port, "PORT", 0, 65535, "PORT", "port (default 3000)"},
         {"workers", 'w', OPT_LONG, &cfg.workers, "PYRT_WORKERS", 1, 1024, "N",
          "worker processes (default: the CPUs this process may use)"},
@@ -243,8 +248,8 @@ int cmd_serve(int argc, char **argv)
          "import the entry point in the zygote, shared by all workers"},
         {"user", 'u', OPT_STRING, &cfg.user, "PYRT_USER", 0, 0, "NAME|UID",
          "started as root: run the zygote as this user, each worker as its own uid"},
-        {"worker-uid-base", 0, OPT_LONG, &cfg.worker_uid_base, "PYRT_WORKER_UID_BASE", 0,
-         4e9, "UID",
+        {"worker-uid-base", 0, OPT_LONG, &cfg.worker_uid_base, "PYRT_WORKER_UID_BASE", 0, 4e9,
+         "UID",
          "started as root: workers get uids UID+1.. (2 per --workers, plus 2; default: the "
          "first free range from 50000; 0: all share one)"},
         {"log-format", 0, OPT_STRING, &cfg.log_format, "PYRT_LOG_FORMAT", 0, 0, "FORMAT",
@@ -253,8 +258,8 @@ int cmd_serve(int argc, char **argv)
          "no GET /__metrics (Prometheus text format; on by default)"},
         {"drain-delay", 0, OPT_DOUBLE, &cfg.drain_delay, "PYRT_DRAIN_DELAY", 0, 1e6, "S",
          "on SIGTERM: /__ready 503 at once, keep serving S seconds, then close (default 0)"},
-        {"shutdown-timeout", 0, OPT_DOUBLE, &cfg.shutdown_timeout, "PYRT_SHUTDOWN_TIMEOUT", 0,
-         1e6, "S",
+        {"shutdown-timeout", 0, OPT_DOUBLE, &cfg.shutdown_timeout, "PYRT_SHUTDOWN_TIMEOUT", 0, 1e6,
+         "S",
          "after the listener closes, stop what still runs after S (default 0: each "
          "execution's own deadline)"},
         {"async-slots", 0, OPT_LONG, &cfg.async_slots, "PYRT_ASYNC_SLOTS", 1, 100000, "N",

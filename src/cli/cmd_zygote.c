@@ -30,8 +30,8 @@ int cmd_zygote(int argc, char **argv)
     const char *positional[1];
     int npos = 0;
     bool help;
-    if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0 ||
-        a.code_dir == NULL || a.master_pid == 0) {
+    if (opts_parse(specs, argc, argv, positional, 0, &npos, &help, err) < 0 || a.code_dir == NULL ||
+        a.master_pid == 0) {
         fprintf(stderr, "pyrt " ZYGOTE_COMMAND " is started by `pyrt serve`, not by hand (%s)\n",
                 a.code_dir ? err : "no --" ZYGOTE_OPT_CODE_DIR);
         return 2;

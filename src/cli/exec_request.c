@@ -18,8 +18,7 @@
 #include "common/xalloc.h"
 #include "proto/proto.h"
 
-static int append_payload(const char *given, size_t max_body, buf_t *out, char *err,
-                          size_t errlen)
+static int append_payload(const char *given, size_t max_body, buf_t *out, char *err, size_t errlen)
 {
     buf_t text = BUF_INIT;
     if (given[0] == '@') {
@@ -78,8 +77,8 @@ static int append_pairs(const opt_list_t *list, const char *flag, buf_t *out, ch
     return 0;
 }
 
-int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body,
-                      buf_t *out, char *err, size_t errlen)
+int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body, buf_t *out,
+                      char *err, size_t errlen)
 {
     buf_append_str(out, "{");
     json_append_string(out, env_field, strlen(env_field));

@@ -25,15 +25,38 @@ typedef struct exec_request {
 
 /* The option specs for the fields above, for a command's own table. */
 #define EXEC_REQUEST_OPTS(r)                                                                       \
-    {"payload", 0, OPT_STRING, &(r)->payload, NULL, 0, 0, "JSON|@FILE",                            \
+    {"payload",                                                                                    \
+     0,                                                                                            \
+     OPT_STRING,                                                                                   \
+     &(r)->payload,                                                                                \
+     NULL,                                                                                         \
+     0,                                                                                            \
+     0,                                                                                            \
+     "JSON|@FILE",                                                                                 \
      "req.payload: JSON text, or @FILE to read it from FILE"},                                     \
-    {"env", 'e', OPT_MULTI, &(r)->env, NULL, 0, 0, "K=V", "an entry of req.env (repeatable)"},     \
-    {"header", 'H', OPT_MULTI, &(r)->headers, NULL, 0, 0, "K=V",                                   \
-     "an entry of req.headers (repeatable)"},                                                      \
-    {"timeout", 't', OPT_STRING, &(r)->timeout, NULL, 0, 0, "S",                                   \
-     "execution timeout in seconds (default: the server's)"},                                      \
-    {"file", 'f', OPT_STRING, &(r)->file, NULL, 0, 0, "FILE",                                      \
-     "file to run, relative to the code folder (default: the entry point)"}
+        {"env", 'e', OPT_MULTI, &(r)->env, NULL, 0, 0, "K=V", "an entry of req.env (repeatable)"}, \
+        {"header",                                                                                 \
+         'H',                                                                                      \
+         OPT_MULTI,                                                                                \
+         &(r)->headers,                                                                            \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         "K=V",                                                                                    \
+         "an entry of req.headers (repeatable)"},                                                  \
+        {"timeout",                                                                                \
+         't',                                                                                      \
+         OPT_STRING,                                                                               \
+         &(r)->timeout,                                                                            \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         "S",                                                                                      \
+         "execution timeout in seconds (default: the server's)"},                                  \
+    {                                                                                              \
+        "file", 'f', OPT_STRING, &(r)->file, NULL, 0, 0, "FILE",                                   \
+            "file to run, relative to the code folder (default: the entry point)"                  \
+    }
 
 /* v5 (`pyrt run --contract v5`): the request head -- `method`, `target` (path and
  * query) and `headers` (K=V; names lower-cased; host: localhost unless given),
@@ -45,8 +68,8 @@ int exec_request_v5(const char *method, const char *target, const opt_list_t *he
 
 /* Builds the JSON body; --env goes to `env_field` ("env", or v2's "variables"). 0, or
  * -1 with a message in err naming the flag at fault. */
-int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body,
-                      buf_t *out, char *err, size_t errlen);
+int exec_request_body(const exec_request_t *r, const char *env_field, size_t max_body, buf_t *out,
+                      char *err, size_t errlen);
 
 /* Shows an answer: the body to stdout, `status_line` and, for an error answer, its
  * message to stderr. Returns the exit status: 0 for 2xx, else 1. */

@@ -36,9 +36,7 @@ static int apply(const opt_spec_t *s, const char *value, const char *source, cha
             return -1;
         }
         return 0;
-    case OPT_STRING:
-        *(const char **)s->target = value;
-        return 0;
+    case OPT_STRING: *(const char **)s->target = value; return 0;
     case OPT_MULTI: {
         opt_list_t *list = s->target;
         if (list->count >= (int)(sizeof(list->items) / sizeof(list->items[0]))) {
@@ -106,7 +104,7 @@ typedef struct others {
     const char **positional;
     int max_positional;
     int *positional_count;
-    char **rest; /* opts_parse_known: non-NULL */
+    char **rest;     /* opts_parse_known: non-NULL */
     int *rest_count; /* both counts always point somewhere */
 } others_t;
 
@@ -218,8 +216,8 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
     return parse(specs, argc, argv, &o, help_requested, err);
 }
 
-int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest,
-                     int *rest_count, bool *help_requested, char *err)
+int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest, int *rest_count,
+                     bool *help_requested, char *err)
 {
     int none = 0; /* no positional: they go to `rest` */
     others_t o = {NULL, 0, &none, rest, rest_count};

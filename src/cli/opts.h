@@ -27,8 +27,8 @@ typedef struct opt_list {
 } opt_list_t;
 
 typedef struct opt_spec {
-    const char *name;    /* long name, without the leading dashes */
-    char short_name;     /* 0 for none */
+    const char *name; /* long name, without the leading dashes */
+    char short_name;  /* 0 for none */
     opt_kind_t kind;
     void *target;
     const char *env;     /* environment variable, or NULL for none */
@@ -47,8 +47,8 @@ int opts_parse(const opt_spec_t *specs, int argc, char **argv, const char **posi
  * `serve`): as opts_parse, but every argument that is not one of `specs` (an unknown
  * option, a value, a positional, `--` and all after it) goes to `rest`, in order. `rest`
  * has room for argc entries. */
-int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest,
-                     int *rest_count, bool *help_requested, char *err);
+int opts_parse_known(const opt_spec_t *specs, int argc, char **argv, char **rest, int *rest_count,
+                     bool *help_requested, char *err);
 
 /* Writes the options' help, one per line, to stdout. */
 void opts_print_help(const opt_spec_t *specs);

@@ -23,12 +23,28 @@ int serve_config_finish(serve_config_t *cfg, const char *contract, const char *e
 #define SERVE_DEFAULT_ASYNC_SLOTS 1000
 
 /* The options every serving command shares about contracts, for its option table. */
-#define SERVE_CONTRACT_OPTS(contract, cfg)                                                          \
-    {"contract", 0, OPT_STRING, (contract), "PYRT_CONTRACT", 0, 0, "seed|v5|v2",                   \
+#define SERVE_CONTRACT_OPTS(contract, cfg)                                                         \
+    {"contract",                                                                                   \
+     0,                                                                                            \
+     OPT_STRING,                                                                                   \
+     (contract),                                                                                   \
+     "PYRT_CONTRACT",                                                                              \
+     0,                                                                                            \
+     0,                                                                                            \
+     "seed|v5|v2",                                                                                 \
      "executor contract (default: v5 when OPEN_RUNTIMES_SECRET is set, else seed)"},               \
-    {"logs-dir", 0, OPT_STRING, &(cfg)->logs_dir, "PYRT_LOGS_DIR", 0, 0, "DIR",                     \
-     "v5: folder of the per-execution log files (default /mnt/logs)"},                             \
-    {"telemetry-file", 0, OPT_STRING, &(cfg)->telemetry_file, "PYRT_TELEMETRY_FILE", 0, 0, "FILE", \
-     "v5: what GET /__opr/timings answers (default /mnt/telemetry/timings.txt)"}
+        {"logs-dir",                                                                               \
+         0,                                                                                        \
+         OPT_STRING,                                                                               \
+         &(cfg)->logs_dir,                                                                         \
+         "PYRT_LOGS_DIR",                                                                          \
+         0,                                                                                        \
+         0,                                                                                        \
+         "DIR",                                                                                    \
+         "v5: folder of the per-execution log files (default /mnt/logs)"},                         \
+    {                                                                                              \
+        "telemetry-file", 0, OPT_STRING, &(cfg)->telemetry_file, "PYRT_TELEMETRY_FILE", 0, 0,      \
+            "FILE", "v5: what GET /__opr/timings answers (default /mnt/telemetry/timings.txt)"     \
+    }
 
 #endif

@@ -36,6 +36,8 @@ void buf_reserve(buf_t *b, size_t extra)
 
 void buf_append_grow(buf_t *b, const void *data, size_t len)
 {
+    if (data == NULL)
+        len = 0;
     buf_reserve(b, len);
     if (len)
         memcpy(b->data + b->len, data, len);

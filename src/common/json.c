@@ -46,8 +46,7 @@ void json_append_text(buf_t *b, const char *s, size_t len)
         unsigned char c = p[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             size_t run = i;
-            while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
-                   p[run] != '\\')
+            while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
                 run++;
             buf_append(b, s + i, run - i); /* plain ASCII goes in one piece */
             i = run;

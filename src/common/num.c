@@ -44,9 +44,12 @@ int num_parse_size(const char *text, size_t *out)
     unsigned long long mult = 1;
     if (*end != '\0') {
         switch (*end) {
-        case 'k': case 'K': mult = 1024ULL; break;
-        case 'm': case 'M': mult = 1024ULL * 1024; break;
-        case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
+        case 'k':
+        case 'K': mult = 1024ULL; break;
+        case 'm':
+        case 'M': mult = 1024ULL * 1024; break;
+        case 'g':
+        case 'G': mult = 1024ULL * 1024 * 1024; break;
         default: return -1;
         }
         end++;

@@ -77,8 +77,8 @@ bool proc_user_can(const proc_user_t *user, const char *path, int mode)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid,
-             char *err, size_t errlen)
+int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid, char *err,
+             size_t errlen)
 {
     proc_user_t user = {uid, gid, false, NULL};
     return proc_run_as(argv, cwd, capture, &user, err, errlen);
@@ -105,8 +105,8 @@ int proc_run_as(char *const argv[], const char *cwd, buf_t *capture, const proc_
         if (capture && (dup2(out[1], STDOUT_FILENO) < 0 || dup2(out[1], STDERR_FILENO) < 0))
             _exit(126);
         if (become(user) != 0) {
-            fprintf(stderr, "pyrt: cannot switch to uid %d for %s: %s\n", (int)user->uid,
-                    argv[0], strerror(errno));
+            fprintf(stderr, "pyrt: cannot switch to uid %d for %s: %s\n", (int)user->uid, argv[0],
+                    strerror(errno));
             _exit(126);
         }
         if (cwd && chdir(cwd) != 0) {

@@ -14,8 +14,8 @@
  * stdout and stderr are collected there (the last 1 MiB); without, they are ours. With
  * uid != PROC_SAME_USER it runs as uid/gid. Returns its exit status, 128 + the signal
  * that killed it, or -1 with err when it could not be started. */
-int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid,
-             char *err, size_t errlen);
+int proc_run(char *const argv[], const char *cwd, buf_t *capture, uid_t uid, gid_t gid, char *err,
+             size_t errlen);
 
 /* Who runs a helper, for proc_run_as. Only root can switch. */
 typedef struct proc_user {

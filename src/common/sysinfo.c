@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A decimal integer that is the whole of `text`: 0, or -1. */

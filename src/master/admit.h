@@ -19,9 +19,9 @@
 #include "master/job.h"
 
 typedef struct admit {
-    int status;          /* 0: admitted; else the refusal's status (400, 500) */
-    const char *message; /* the refusal's message: static, or owned by the body check */
-    double timeout;      /* admitted: the job's timeout in seconds */
+    int status;                  /* 0: admitted; else the refusal's status (400, 500) */
+    const char *message;         /* the refusal's message: static, or owned by the body check */
+    double timeout;              /* admitted: the job's timeout in seconds */
     char target[JOB_TARGET_MAX]; /* admitted, seed and v2: "PATH\nFILE" (body_check_target) */
 } admit_t;
 

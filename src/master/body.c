@@ -19,13 +19,13 @@ struct body_check {
     yajl_handle h;
     /* The string scanner in front of yajl. */
     bool in_string;
-    bool escape;          /* the last byte was a backslash */
-    unsigned hex_left;    /* hex digits still due after \u */
-    size_t string_len;    /* raw bytes of the current string so far */
+    bool escape;       /* the last byte was a backslash */
+    unsigned hex_left; /* hex digits still due after \u */
+    size_t string_len; /* raw bytes of the current string so far */
     char string_head[STRING_PASS_MAX];
     size_t depth;
-    bool key_is_timeout; /* the last key at depth 1 was "timeout" */
-    int key_target;      /* the last key at depth 1: 1 "path", 2 "file", else 0 */
+    bool key_is_timeout;  /* the last key at depth 1 was "timeout" */
+    int key_target;       /* the last key at depth 1: 1 "path", 2 "file", else 0 */
     bool string_was_long; /* the string yajl sees now is a stand-in */
     char target[2][STRING_PASS_MAX + 1];
     bool target_known[2];
@@ -210,8 +210,7 @@ static void to_yajl(body_check_t *bc, const char *data, size_t len)
 static void string_error(body_check_t *bc, const char *what)
 {
     bc->failed = true;
-    snprintf(bc->error, sizeof(bc->error), "request body is not valid JSON: %s in a string",
-             what);
+    snprintf(bc->error, sizeof(bc->error), "request body is not valid JSON: %s in a string", what);
 }
 
 static bool is_hex(unsigned char c)

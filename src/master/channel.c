@@ -168,8 +168,7 @@ void channel_send_call(worker_t *w, job_t *job, call_kind_t kind)
     } else {
         start_running(w, job, seq);
     }
-    if (channel_send(w, &head, job->body.data, job->body.len,
-                     prefetched ? NULL : &job->body) < 0) {
+    if (channel_send(w, &head, job->body.data, job->body.len, prefetched ? NULL : &job->body) < 0) {
         log_msg(LOG_WARN, "req=%s: cannot write to worker %d", job->id, (int)w->pid);
         worker_lost_job(w, "worker channel broken");
         worker_kill(w, "worker channel broken");
@@ -188,8 +187,14 @@ void channel_answer(job_t *job, const result_t *res, pid_t pid, bool memory)
         return;
     }
     const char *outcome = res->status < 500 ? "ok" : memory ? "memory" : "error";
-    job_answer_t a = {(int)res->status, res->headers.data ? res->headers.data : "",
-                      res->headers.len, (const char *)res->body, res->body_len, outcome, pid, 0};
+    job_answer_t a = {(int)res->status,
+                      res->headers.data ? res->headers.data : "",
+                      res->headers.len,
+                      (const char *)res->body,
+                      res->body_len,
+                      outcome,
+                      pid,
+                      0};
     job_answer(job, &a);
     job_free(job);
 }
@@ -366,8 +371,7 @@ static void handle_frame(worker_t *w, const proto_frame_t *f)
         if (w->state != W_SPAWNING && w->state != W_STARTING && handle_log(w, f) == 0)
             return;
         break;
-    default:
-        break;
+    default: break;
     }
     log_msg(LOG_WARN, "worker %d sent an unexpected frame (type %u); replacing it", (int)w->pid,
             f->type);

@@ -24,7 +24,7 @@ typedef struct serve_config {
     double idle_timeout;
     long max_connections;
     bool preload;
-    const char *user; /* NULL: the invoking user */
+    const char *user;     /* NULL: the invoking user */
     long worker_uid_base; /* root: workers get uids above it (master/uidslot.h); 0: they
                              share the zygote's; -1: serve_config_finish decides */
     const char *log_level;

@@ -20,15 +20,11 @@ static void on_timer(uv_timer_t *timer)
     conn_t *c = timer->data;
     switch (c->state) {
     case CONN_READING:
-        conn_respond_error(c, 408, "request not received in time (read timeout)", true,
-                           "rejected");
+        conn_respond_error(c, 408, "request not received in time (read timeout)", true, "rejected");
         break;
     case CONN_IDLE:
-    case CONN_LINGER:
-        conn_close(c);
-        break;
-    case CONN_AT_POOL:
-        break; /* the job's own deadline applies */
+    case CONN_LINGER: conn_close(c); break;
+    case CONN_AT_POOL: break; /* the job's own deadline applies */
     }
 }
 

@@ -110,8 +110,8 @@ void dispatch(void)
         /* Not behind a worker's last execution (--max-requests): it goes after that
          * answer, and a CALL it had claimed by then would go with it. */
         bool last = w->recycle_after > 0 && w->executions + 1 >= w->recycle_after;
-        if (w->state == W_BUSY && !w->tasks_mode && !w->prefetch_used && w->chan_open &&
-            !last && pool.queue.head->body.len <= PREFETCH_MAX_BODY)
+        if (w->state == W_BUSY && !w->tasks_mode && !w->prefetch_used && w->chan_open && !last &&
+            pool.queue.head->body.len <= PREFETCH_MAX_BODY)
             channel_send_call(w, queue_pop(&pool.queue), CALL_PREFETCH);
     }
     pool_maintain();

@@ -1,15 +1,15 @@
 /* http.c -- what a client connection reads and what the master decides on a request: reading,
  * the request line, the parser's pauses, framing, the key, limits, the job (see http.h). */
 #include "master/http.h"
-#include "master/http_internal.h"
 #include "master/admit.h"
+#include "master/http_internal.h"
 
+#include <ctype.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <ctype.h>
 
 #include "common/buf.h"
 #include "common/json.h"
@@ -19,8 +19,8 @@
 #include "master/execlog.h"
 #include "master/metrics.h"
 #include "master/pool.h"
-#include "master/reqline.h"
 #include "master/reqid.h"
+#include "master/reqline.h"
 #include "master/secret.h"
 #include "proto/proto.h"
 
@@ -58,8 +58,8 @@ static int check_v5_head(conn_t *c)
     if (!secret_disabled() &&
         !(r->key_count == 1 && secret_matches(r->key.data ? r->key.data : "", r->key.len))) {
         conn_respond_error(c, 500,
-                           "Unauthorized. Provide correct \"x-open-runtimes-secret\" header.",
-                           true, "unauthorized");
+                           "Unauthorized. Provide correct \"x-open-runtimes-secret\" header.", true,
+                           "unauthorized");
         return -1;
     }
     double unused;
@@ -89,8 +89,8 @@ static void after_headers(conn_t *c, bool body_buffered)
     /* Framing first, before the key: http-parser passes "gzip, chunked" and would
      * hand us coded bytes. */
     if (r->te_count > 0 && (r->te_count > 1 || !r->te_chunked_only)) {
-        conn_respond_error(c, 400, "unsupported Transfer-Encoding: only chunked is accepted",
-                           true, "rejected");
+        conn_respond_error(c, 400, "unsupported Transfer-Encoding: only chunked is accepted", true,
+                           "rejected");
         return;
     }
     if (r->kind != REQ_EXEC)
@@ -188,8 +188,8 @@ static void after_message(conn_t *c)
     admit_t admit;
     if (http.config->contract == CONTRACT_V5) {
         double timeout = 0;
-        bool has_timeout = r->has_timeout_header &&
-                           parse_timeout_header(&r->timeout_header, &timeout) == 0;
+        bool has_timeout =
+            r->has_timeout_header && parse_timeout_header(&r->timeout_header, &timeout) == 0;
         admit_v5(http.config, has_timeout, timeout, &admit);
     } else {
         admit_json(http.config, r->check, r->body_bytes, &admit);

@@ -49,8 +49,11 @@ static const char *reason_phrase(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
-                                                                              : "Server Error";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -91,7 +94,6 @@ fail:
     conn_close(c);
 }
 
-
 static void on_write_done(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
@@ -121,8 +123,8 @@ static void log_access(conn_t *c, int status, const char *outcome, pid_t worker_
     double ms = ms_since(r->start_ns);
     int counted = metrics_outcome_of(outcome, status);
     if (counted >= 0)
-        metrics_request((metrics_outcome_t)counted, status, ms / 1e3, r->queue_wait,
-                        r->body_bytes, body_len);
+        metrics_request((metrics_outcome_t)counted, status, ms / 1e3, r->queue_wait, r->body_bytes,
+                        body_len);
     if (LOG_INFO < log_min_level)
         return;
     const char *method = http_method_str((enum http_method)c->parser.method);
@@ -182,9 +184,8 @@ void log_client_gone(conn_t *c)
 
 /* Writes one whole answer. `close` forces Connection: close; otherwise keep-alive
  * follows the request (HTTP/1.0 without keep-alive closes) and shutdown. */
-void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len,
-                         const char *body, size_t body_len, bool close, const char *outcome,
-                         pid_t worker_pid)
+void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len, const char *body,
+                  size_t body_len, bool close, const char *outcome, pid_t worker_pid)
 {
     if (c->closing)
         return;
@@ -245,15 +246,14 @@ void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len
 }
 
 /* pyrt's own answer to a request it refuses, in the contract's form. */
-void conn_respond_error(conn_t *c, int status, const char *message, bool close,
-                               const char *outcome)
+void conn_respond_error(conn_t *c, int status, const char *message, bool close, const char *outcome)
 {
     /* Before the key is checked, v2 answers as the seed does (its 401 is the seed's). */
     contract_t form = http.config->contract == CONTRACT_V2 ? CONTRACT_SEED : http.config->contract;
     buf_t headers = BUF_INIT, body = BUF_INIT;
     error_answer_format(form, status, message, true, &headers, &body);
-    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len,
-                 close, outcome, 0);
+    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len, close,
+                 outcome, 0);
     buf_free(&headers);
     buf_free(&body);
 }
@@ -264,8 +264,8 @@ void conn_respond_exec_error(conn_t *c, int status, const char *message)
 {
     buf_t headers = BUF_INIT, body = BUF_INIT;
     error_answer_format(http.config->contract, status, message, true, &headers, &body);
-    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len,
-                 false, "rejected", 0);
+    conn_respond(c, status, headers.data, headers.len, body.data ? body.data : "", body.len, false,
+                 "rejected", 0);
     buf_free(&headers);
     buf_free(&body);
 }
@@ -336,7 +336,6 @@ void answer_job(job_t *job, const job_answer_t *a)
         conn_resume_later(c);
 }
 
-
 void answer_health(conn_t *c)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
@@ -370,7 +369,8 @@ void answer_timings(conn_t *c)
 {
     static const char text_type[] = "content-type: text/plain; charset=utf-8\r\n";
     buf_t text = BUF_INIT;
-    if (http.config->telemetry_file && buf_read_file(&text, http.config->telemetry_file, 1024 * 1024) < 0)
+    if (http.config->telemetry_file &&
+        buf_read_file(&text, http.config->telemetry_file, 1024 * 1024) < 0)
         buf_clear(&text); /* missing: empty, as open-runtimes answers before a start */
     conn_respond(c, 200, text_type, sizeof(text_type) - 1, text.data ? text.data : "", text.len,
                  false, "health", 0);
@@ -384,8 +384,8 @@ void answer_timings(conn_t *c)
 void answer_ready(conn_t *c)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
-    const char *why = http.stopping_soon ? "draining: pyrt is stopping"
-                      : !pool_ready() ? pool_not_ready_reason()
+    const char *why = http.stopping_soon      ? "draining: pyrt is stopping"
+                      : !pool_ready()         ? pool_not_ready_reason()
                       : !pool_can_take_work() ? "every worker is busy and the queue is full"
                                               : NULL;
     if (why == NULL) {

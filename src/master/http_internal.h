@@ -31,10 +31,10 @@
 #define CLIENT_GONE_STATUS 499 /* the access line of a client gone mid-execution */
 
 enum conn_state {
-    CONN_IDLE,      /* between requests */
-    CONN_READING,   /* a request has begun and is not complete */
-    CONN_AT_POOL,   /* its execution is queued or running */
-    CONN_LINGER,    /* answered with close: draining input until EOF or LINGER_MS */
+    CONN_IDLE,    /* between requests */
+    CONN_READING, /* a request has begun and is not complete */
+    CONN_AT_POOL, /* its execution is queued or running */
+    CONN_LINGER,  /* answered with close: draining input until EOF or LINGER_MS */
 };
 
 enum req_kind { REQ_EXEC, REQ_HEALTH, REQ_READY, REQ_TIMINGS, REQ_METRICS, REQ_NOT_ALLOWED };
@@ -88,8 +88,8 @@ struct conn {
     http_parser parser;
     buf_t in; /* received, not yet parsed (owned: freed by conn_free) */
     enum conn_state state;
-    request_t req; /* the current request (owned: request_reset frees what it holds) */
-    job_t *job;    /* borrowed: the pool owns the job; conn_close() detaches it */
+    request_t req;          /* the current request (owned: request_reset frees what it holds) */
+    job_t *job;             /* borrowed: the pool owns the job; conn_close() detaches it */
     bool paused;            /* the parser waits for the current answer */
     bool in_process;        /* inside parse_input(): answers must not re-enter it */
     bool resume_queued;     /* in `resumable`: its pipelined input waits for the next turn */
@@ -114,7 +114,6 @@ typedef struct write_req {
     conn_t *conn;
     char *data;
 } write_req_t;
-
 
 /* The layer's one state (http.c owns it). */
 typedef struct http {
@@ -150,9 +149,8 @@ void http_request_settings(http_parser_settings *s); /* the parser's callbacks *
 /* Takes `data` (malloc'd). */
 void conn_write(conn_t *c, char *data, size_t len);
 /* One whole answer; `close` forces Connection: close. */
-void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len,
-                  const char *body, size_t body_len, bool close, const char *outcome,
-                  pid_t worker_pid);
+void conn_respond(conn_t *c, int status, const char *headers, size_t headers_len, const char *body,
+                  size_t body_len, bool close, const char *outcome, pid_t worker_pid);
 /* pyrt's own refusal of a request, in the contract's form. */
 void conn_respond_error(conn_t *c, int status, const char *message, bool close,
                         const char *outcome);

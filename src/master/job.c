@@ -130,8 +130,8 @@ void job_answer_error(job_t *job, int status, const char *message, const char *o
         return;
     buf_t headers = BUF_INIT, body = BUF_INIT;
     error_answer_format(job->contract, status, message, false, &headers, &body);
-    job_answer_t a = {status, headers.data, headers.len, body.data ? body.data : "", body.len,
-                      outcome, worker_pid};
+    job_answer_t a = {status,   headers.data, headers.len, body.data ? body.data : "",
+                      body.len, outcome,      worker_pid};
     job_answer(job, &a);
     buf_free(&headers);
     buf_free(&body);

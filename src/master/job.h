@@ -51,10 +51,10 @@ struct job {
     job_answer_fn answer; /* how the client takes its answer */
     worker_t *worker;     /* set while a worker runs it */
     char id[REQID_MAX + 1];
-    buf_t body;       /* the raw body; moves to the worker's write when sent */
-    buf_t head;       /* v5: method, target and headers, encoded for the CALL (proto.h) */
-    execlog_t log;    /* v5: the execution's log files (execlog_begin'd by the client) */
-    double timeout;   /* effective, in seconds */
+    buf_t body;     /* the raw body; moves to the worker's write when sent */
+    buf_t head;     /* v5: method, target and headers, encoded for the CALL (proto.h) */
+    execlog_t log;  /* v5: the execution's log files (execlog_begin'd by the client) */
+    double timeout; /* effective, in seconds */
     char target[JOB_TARGET_MAX]; /* "PATH\nFILE" from the body (body_check_target) */
     uv_timer_t deadline;
     void (*expired)(job_t *job); /* the deadline passed (job_deadline_start) */

@@ -13,9 +13,9 @@
 static struct {
     uv_loop_t *loop;
     const listener_calls_t *calls;
-    int fd;               /* the listening socket; -1 when none */
-    uv_poll_t poll;       /* readable: connections wait */
-    uv_timer_t backoff;   /* running while accepting is paused for an fd shortage */
+    int fd;             /* the listening socket; -1 when none */
+    uv_poll_t poll;     /* readable: connections wait */
+    uv_timer_t backoff; /* running while accepting is paused for an fd shortage */
     bool polling;
     bool full;            /* paused at --max-connections: listener_resume() restarts */
     bool open;            /* between listener_open and listener_close */
@@ -129,8 +129,8 @@ void listener_resume(void)
 int listener_open(uv_loop_t *loop, const struct sockaddr *addr, const char *host, long port,
                   int backlog, const listener_calls_t *calls, char *err, size_t errlen)
 {
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t len =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     int one = 1;
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||

@@ -16,9 +16,9 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/sysinfo.h"
 #include "common/version.h"
-#include "common/proc.h"
 #include "common/xalloc.h"
 #include "master/execlog.h"
 #include "master/http.h"
@@ -27,7 +27,6 @@
 #include "master/pool.h"
 #include "master/reqid.h"
 #include "master/secret.h"
-
 
 static uv_loop_t *loop;
 static const serve_config_t *config;
@@ -38,7 +37,6 @@ static uv_timer_t drain_timer;    /* --drain-delay: from SIGTERM to closing the 
 static uv_timer_t shutdown_timer; /* --shutdown-timeout: from closing it to stopping */
 static bool stopping;
 static int stop_signal;
-
 
 /* File descriptors bound the connections: raise the soft limit to the hard one and keep
  * a reserve for workers, pipes and the zygote. */
@@ -57,7 +55,8 @@ static void fit_connection_limit(serve_config_t *cfg)
     if (room < 16)
         room = 16;
     if (cfg->max_connections > room) {
-        log_msg(LOG_WARN, "--max-connections %ld exceeds what %llu file descriptors allow; using %ld",
+        log_msg(LOG_WARN,
+                "--max-connections %ld exceeds what %llu file descriptors allow; using %ld",
                 cfg->max_connections, (unsigned long long)rl.rlim_cur, room);
         cfg->max_connections = room;
     }
@@ -133,8 +132,8 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     if (config->drain_delay > 0) {
         /* Load balancers without a preStop hook: /__ready says 503 now, and pyrt goes on
          * serving what still comes until they have noticed. */
-        log_msg(LOG_INFO, "%s: not ready; serving for %g s more (--drain-delay)",
-                strsignal(signum), config->drain_delay);
+        log_msg(LOG_INFO, "%s: not ready; serving for %g s more (--drain-delay)", strsignal(signum),
+                config->drain_delay);
         http_stopping_soon();
         (void)uv_timer_start(&drain_timer, begin_stop,
                              (uint64_t)(config->drain_delay * 1000.0 + 0.5), 0);
@@ -165,8 +164,8 @@ static void on_ready(void)
 static void log_start(const serve_config_t *cfg)
 {
     if (!log_is_json()) {
-        log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s",
-                cfg->host, cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
+        log_msg(LOG_INFO, "listening on %s:%ld, %ld worker%s, code in %s, contract %s", cfg->host,
+                cfg->port, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->code_dir,
                 contract_name(cfg->contract));
         return;
     }
@@ -267,8 +266,7 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
         }
     }
 
-    metrics_init(cfg->max_timeout, PYRT_VERSION, PYRT_PYTHON_VERSION,
-                 contract_name(cfg->contract));
+    metrics_init(cfg->max_timeout, PYRT_VERSION, PYRT_PYTHON_VERSION, contract_name(cfg->contract));
     pool_on_ready(on_ready);
     if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
         return -1;

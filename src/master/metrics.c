@@ -31,9 +31,9 @@ static const char *const outcome_names[METRICS_OUTCOMES] = {
 /* The class an outcome's series shows at 0 before it first happens, so that every
  * outcome is there from the first scrape. */
 static const int usual_class[METRICS_OUTCOMES] = {
-    [METRICS_OK] = 2,      [METRICS_ERROR] = 5,         [METRICS_TIMEOUT] = 5,
-    [METRICS_CRASH] = 5,   [METRICS_MEMORY] = 5,        [METRICS_REJECTED_BUSY] = 5,
-    [METRICS_UNAUTHORIZED] = 4, [METRICS_BAD_REQUEST] = 4,    [METRICS_CLIENT_GONE] = 4,
+    [METRICS_OK] = 2,           [METRICS_ERROR] = 5,       [METRICS_TIMEOUT] = 5,
+    [METRICS_CRASH] = 5,        [METRICS_MEMORY] = 5,      [METRICS_REJECTED_BUSY] = 5,
+    [METRICS_UNAUTHORIZED] = 4, [METRICS_BAD_REQUEST] = 4, [METRICS_CLIENT_GONE] = 4,
 };
 
 static const char *const replacement_names[METRICS_REPLACEMENTS] = {
@@ -76,9 +76,8 @@ void metrics_init(double max_timeout, const char *version, const char *python_ve
                   const char *contract)
 {
     /* From 1 ms up, roughly x2.5 a step, to the longest timeout there can be. */
-    static const double steps[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                   0.5,   1,      2.5,   5,    10,    25,   50,  100,
-                                   250,   500,    1000};
+    static const double steps[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                   2.5,   5,      10,    25,   50,    100,  250, 500,  1000};
     memset(&m, 0, sizeof(m));
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && m.nbounds < MAX_BUCKETS - 1; i++)
         if (steps[i] < max_timeout)
@@ -219,16 +218,20 @@ void metrics_render(buf_t *out, const metrics_gauges_t *g)
               &m.queue_wait);
     gauge(out, "pyrt_executions_in_flight", "Executions running now.", g->in_flight);
     gauge(out, "pyrt_executions_queued", "Executions waiting for a worker.", g->queued);
-    gauge(out, "pyrt_async_slots", "--async-slots of the workers that run tasks (async def "
-          "main side by side).", g->async_slots);
-    gauge(out, "pyrt_async_slots_busy", "Tasks running on those workers.",
-          g->async_slots_busy);
-    gauge(out, "pyrt_executions_queued_max", "--max-queue: waiting executions past which "
-          "requests are answered 503.", g->max_queue);
+    gauge(out, "pyrt_async_slots",
+          "--async-slots of the workers that run tasks (async def "
+          "main side by side).",
+          g->async_slots);
+    gauge(out, "pyrt_async_slots_busy", "Tasks running on those workers.", g->async_slots_busy);
+    gauge(out, "pyrt_executions_queued_max",
+          "--max-queue: waiting executions past which "
+          "requests are answered 503.",
+          g->max_queue);
     header(out, "pyrt_workers", "gauge", "Worker processes, by state.");
     long starting = g->workers_total - g->workers_busy - g->workers_idle;
-    buf_appendf(out, "pyrt_workers{state=\"busy\"} %ld\npyrt_workers{state=\"idle\"} %ld\n"
-                     "pyrt_workers{state=\"starting\"} %ld\n",
+    buf_appendf(out,
+                "pyrt_workers{state=\"busy\"} %ld\npyrt_workers{state=\"idle\"} %ld\n"
+                "pyrt_workers{state=\"starting\"} %ld\n",
                 g->workers_busy, g->workers_idle, starting < 0 ? 0 : starting);
     header(out, "pyrt_worker_replacements_total", "counter", "Workers replaced, by reason.");
     for (int r = 0; r < METRICS_REPLACEMENTS; r++)

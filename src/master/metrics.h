@@ -31,22 +31,22 @@ typedef enum metrics_outcome {
 
 /* Why a worker was replaced. */
 typedef enum metrics_replacement {
-    METRICS_REPLACED_TIMEOUT,   /* killed at a deadline */
-    METRICS_REPLACED_CRASH,     /* it died */
-    METRICS_REPLACED_MEMORY,    /* it hit --max-memory */
-    METRICS_REPLACED_RECYCLE,   /* --max-requests */
-    METRICS_REPLACED_PROTOCOL,  /* it broke the protocol (user code wrote to the channel) */
+    METRICS_REPLACED_TIMEOUT,  /* killed at a deadline */
+    METRICS_REPLACED_CRASH,    /* it died */
+    METRICS_REPLACED_MEMORY,   /* it hit --max-memory */
+    METRICS_REPLACED_RECYCLE,  /* --max-requests */
+    METRICS_REPLACED_PROTOCOL, /* it broke the protocol (user code wrote to the channel) */
     METRICS_REPLACEMENTS
 } metrics_replacement_t;
 
 /* Read at scrape time from the parts that own them. */
 typedef struct metrics_gauges {
     long workers_busy, workers_idle, workers_total;
-    long in_flight;  /* executions running, tasks among them */
-    long async_slots; /* --async-slots of the workers that run tasks */
+    long in_flight;        /* executions running, tasks among them */
+    long async_slots;      /* --async-slots of the workers that run tasks */
     long async_slots_busy; /* their tasks running now */
-    long queued;     /* waiting for a worker */
-    long max_queue;  /* --max-queue */
+    long queued;           /* waiting for a worker */
+    long max_queue;        /* --max-queue */
     long connections;
 } metrics_gauges_t;
 

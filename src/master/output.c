@@ -44,14 +44,13 @@ static void emit(void *ctx, const char *text, size_t len)
          * joined, nothing is anybody's until the worker falls idle (tasks.c). */
         task_t *t = w->output_mixed ? NULL : tasks_sole(w);
         if (t)
-            output_route(w, t->job, t->id, o->name, &t->output_bytes, &t->output_cut, text,
-                         len);
+            output_route(w, t->job, t->id, o->name, &t->output_bytes, &t->output_cut, text, len);
         else if (w->job && w->task_count == 0)
-            output_route(w, w->job, w->job->id, o->name, &w->output_bytes, &w->output_cut,
-                         text, len);
+            output_route(w, w->job, w->job->id, o->name, &w->output_bytes, &w->output_cut, text,
+                         len);
         else /* capped per worker, until it falls idle */
-            output_route(w, NULL, "unattributed", o->name, &w->output_bytes, &w->output_cut,
-                         text, len);
+            output_route(w, NULL, "unattributed", o->name, &w->output_bytes, &w->output_cut, text,
+                         len);
         return;
     }
     output_route(w, w->job, w->last_id[0] ? w->last_id : "-", o->name, &w->output_bytes,

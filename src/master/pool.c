@@ -250,8 +250,8 @@ void worker_exited(worker_t *w, int status)
     w->state = W_DYING;
     if (!pool.shutting_down && w->pid > 0) {
         metrics_replaced(w->replaced_for);
-        static const char *const reasons[METRICS_REPLACEMENTS] = {
-            "timeout", "crash", "memory", "max_requests", "protocol"};
+        static const char *const reasons[METRICS_REPLACEMENTS] = {"timeout", "crash", "memory",
+                                                                  "max_requests", "protocol"};
         log_field_t fields[] = {LOG_FIELD_INT("pid", w->pid),
                                 LOG_FIELD_STR("reason", reasons[w->replaced_for]),
                                 LOG_FIELD_INT("executions", w->executions)};

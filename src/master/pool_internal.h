@@ -38,18 +38,20 @@
 #define CHANNEL_FRAME_SLACK (1024 * 1024) /* a RESULT's frame: the body limit plus this */
 #define STOP_GRACE_MS 3000                /* shutdown: SIGKILL what has not exited */
 #define BACKOFF_BASE_MS 50
-#define BACKOFF_CAP_MS 5000               /* also the retry delay of a failed zygote start */
-#define UNCLAIMED_MAX 32                  /* exits reaped before their SPAWNED came */
-#define STORM_ANSWER_AT 2 /* a function's workers dead in a row before its requests get the error */
-#define STORM_TARGETS 16  /* functions whose storms are remembered */
-#define PREFETCH_MAX_BODY (256 * 1024)    /* larger bodies wait in the queue */
-#define ZYGOTE_FRAME_MAX (64 * 1024)      /* the zygote sends only small frames */
-#define SPAWN_INFLIGHT_MAX 64    /* SPAWNs unanswered at once: well within its socket */
-#define SPAWN_TIMEOUT_MS 3000    /* a zygote that answers no SPAWN this long is replaced */
-#define ORPHAN_DELAY_MS 20       /* kill_orphans() walks this long after the first exit */
-#define READ_CHUNK (64 * 1024)            /* one read of a worker's or the zygote's fd */
-#define ERROR_TEXT_MAX 256                /* the last error kept for answers and health */
-#define CALL_TIMEOUT_MS_MAX 4000000000u   /* a CALL's u32 timeout field */
+#define BACKOFF_CAP_MS 5000 /* also the retry delay of a failed zygote start */
+#define UNCLAIMED_MAX 32    /* exits reaped before their SPAWNED came */
+#define STORM_ANSWER_AT                                                                            \
+    2                    /* a function's workers dead in a row before its requests get the error   \
+                          */
+#define STORM_TARGETS 16 /* functions whose storms are remembered */
+#define PREFETCH_MAX_BODY (256 * 1024)  /* larger bodies wait in the queue */
+#define ZYGOTE_FRAME_MAX (64 * 1024)    /* the zygote sends only small frames */
+#define SPAWN_INFLIGHT_MAX 64           /* SPAWNs unanswered at once: well within its socket */
+#define SPAWN_TIMEOUT_MS 3000           /* a zygote that answers no SPAWN this long is replaced */
+#define ORPHAN_DELAY_MS 20              /* kill_orphans() walks this long after the first exit */
+#define READ_CHUNK (64 * 1024)          /* one read of a worker's or the zygote's fd */
+#define ERROR_TEXT_MAX 256              /* the last error kept for answers and health */
+#define CALL_TIMEOUT_MS_MAX 4000000000u /* a CALL's u32 timeout field */
 #define RESULT_HEADERS_MAX 1000
 #define RESULT_HEADER_NAME_MAX 256
 #define TASK_CANCEL_GRACE_MS 1000 /* a cancelled task's RESULT must come within this */
@@ -141,11 +143,11 @@ void result_free(result_t *r);
 typedef struct task {
     job_t *job; /* the pool's; NULL once answered at its deadline (its RESULT awaited) */
     uint32_t seq;
-    uint64_t cancel_by;          /* uv_now() by which the worker must have read its CANCEL */
-    bool acked;                  /* the worker read the CANCEL (CANCELLED came) */
-    size_t output_bytes;         /* against OUTPUT_CAP_PER_EXEC */
+    uint64_t cancel_by;  /* uv_now() by which the worker must have read its CANCEL */
+    bool acked;          /* the worker read the CANCEL (CANCELLED came) */
+    size_t output_bytes; /* against OUTPUT_CAP_PER_EXEC */
     bool output_cut;
-    char id[REQID_MAX + 1];      /* its request id, kept after the job is answered */
+    char id[REQID_MAX + 1]; /* its request id, kept after the job is answered */
 } task_t;
 
 enum worker_state {
@@ -178,9 +180,9 @@ struct worker {
     output_t out, err;
     int open_handles; /* worker_free() when it reaches 0 */
     bool chan_open;
-    proto_decoder_t dec;     /* the channel's frames; freed by worker_free() */
-    job_t *job;              /* the execution it runs (CALL seq_running); the pool's job */
-    job_t *prefetched;       /* sent behind it (CALL next_seq), not known to run; likewise */
+    proto_decoder_t dec; /* the channel's frames; freed by worker_free() */
+    job_t *job;          /* the execution it runs (CALL seq_running); the pool's job */
+    job_t *prefetched;   /* sent behind it (CALL next_seq), not known to run; likewise */
     uint32_t seq_running;
     uint32_t next_seq;
     uint32_t seq_sent;           /* the last CALL's */
@@ -191,23 +193,23 @@ struct worker {
                                     mode: its unattributed output's, until it falls idle) */
     bool output_cut;
     bool exited;
-    bool answered;           /* sent at least one RESULT */
-    bool ready_early;        /* READY came before the zygote's SPAWNED (its pid) */
-    bool expected_exit;      /* we killed or stopped it */
-    const char *kill_reason; /* static; overrides the exit status in the answer */
+    bool answered;                      /* sent at least one RESULT */
+    bool ready_early;                   /* READY came before the zygote's SPAWNED (its pid) */
+    bool expected_exit;                 /* we killed or stopped it */
+    const char *kill_reason;            /* static; overrides the exit status in the answer */
     metrics_replacement_t replaced_for; /* why its replacement is counted (default: crash) */
-    long executions;         /* RESULTs it sent */
-    long recycle_after;      /* --max-requests with its jitter; 0: never */
-    bool tasks_mode;         /* it took a CALL flagged TASK: it runs tasks from now on */
-    task_t *tasks;           /* --async-slots of them once in tasks mode; worker_free frees */
-    unsigned task_count;     /* running, or cancelled and not yet ended */
+    long executions;                    /* RESULTs it sent */
+    long recycle_after;                 /* --max-requests with its jitter; 0: never */
+    bool tasks_mode;                    /* it took a CALL flagged TASK: it runs tasks from now on */
+    task_t *tasks;            /* --async-slots of them once in tasks mode; worker_free frees */
+    unsigned task_count;      /* running, or cancelled and not yet ended */
     unsigned cancels_pending; /* CANCELs the worker has not read yet (CANCELLED not come) */
-    bool draining;           /* to be replaced: takes no more tasks, goes when they end */
-    bool reserved;           /* takes no more tasks: an execution to run alone waits for it */
-    bool output_mixed;       /* several executions ran at once since it was last idle: its
-                                pipes' output is nobody's (output.c) */
-    uv_timer_t cancel_timer; /* the grace of cancelled tasks (TASK_CANCEL_GRACE_MS) */
-    worker_t *prev, *next;   /* pool.workers */
+    bool draining;            /* to be replaced: takes no more tasks, goes when they end */
+    bool reserved;            /* takes no more tasks: an execution to run alone waits for it */
+    bool output_mixed;        /* several executions ran at once since it was last idle: its
+                                 pipes' output is nobody's (output.c) */
+    uv_timer_t cancel_timer;  /* the grace of cancelled tasks (TASK_CANCEL_GRACE_MS) */
+    worker_t *prev, *next;    /* pool.workers */
 };
 
 /* ------------------------------------------------------------ the state ---- */
@@ -225,8 +227,8 @@ typedef struct zygote {
     bool send_blocked;       /* its socket was full: no SPAWN until it answers one */
     uint64_t progress_ms;    /* the last answer, or the first SPAWN after a quiet time */
     uv_timer_t spawn_timer;  /* spawn_watch(): SPAWN_TIMEOUT_MS without progress */
-    char **argv; /* built once by pool_start(), kept for every restart (never freed) */
-    char **env;  /* the caller's (pool_start) */
+    char **argv;             /* built once by pool_start(), kept for every restart (never freed) */
+    char **env;              /* the caller's (pool_start) */
 } zygote_t;
 
 typedef struct pool_state {
@@ -255,7 +257,7 @@ typedef struct pool_state {
                                                           main (a ring; "" is v5's one) */
     bool async_target_used[ASYNC_TARGETS];
     unsigned async_target_next;
-    uv_timer_t orphan_timer; /* kill_orphans(): one walk for a burst of exits */
+    uv_timer_t orphan_timer;   /* kill_orphans(): one walk for a burst of exits */
     char io_chunk[READ_CHUNK]; /* one read at a time: every read lands here */
 } pool_state_t;
 
@@ -286,8 +288,7 @@ void worker_lost_job(worker_t *w, const char *what);
  * (proto/zygote.h). */
 void describe_exit(const char *who, bool worker, int status, char *out, size_t size);
 
-void finish_job_error(job_t *job, int status, const char *message, const char *outcome,
-                      pid_t pid);
+void finish_job_error(job_t *job, int status, const char *message, const char *outcome, pid_t pid);
 unsigned live_workers(void);
 void call_ready_hook(void);
 /* Kills what exited workers left (without per-worker uids): soon, once for a burst;

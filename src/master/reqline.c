@@ -30,7 +30,7 @@ bool reqline_valid(const char *line, size_t len)
     if (q == p || q >= end || *q != ' ')
         return false;
     p = ++q;
-    while (q < end && *q > 0x20 && *q != 0x7f) /* stops at the space, too */
+    while (q<end && * q> 0x20 && *q != 0x7f) /* stops at the space, too */
         q++;
     if (q == p || q >= end || *q != ' ')
         return false;

@@ -25,7 +25,6 @@
 #include "master/pool.h"
 #include "master/secret.h"
 
-
 static uv_loop_t *loop;
 static uv_signal_t sig_chld;
 static const serve_config_t *config;
@@ -116,7 +115,6 @@ static void on_sigchld(uv_signal_t *h, int signum)
     (void)signum;
     pool_reap();
 }
-
 
 int master_run_once(const serve_config_t *cfg, const run_request_t *req, run_answer_t *out,
                     char *err, size_t errlen)

@@ -71,8 +71,7 @@ void shutdown_maintain(void)
     zygote_t *z = &pool.zygote;
     if (!pool.stopping && !busy())
         stop_all();
-    if (pool.stopping && pool.workers == NULL && z->pid == 0 && !z->chan_open &&
-        pool.shutdown_done)
+    if (pool.stopping && pool.workers == NULL && z->pid == 0 && !z->chan_open && pool.shutdown_done)
         finish_shutdown();
 }
 
@@ -84,7 +83,7 @@ void pool_stop_now(const char *why)
     for (worker_t *w = pool.workers; w; w = w->next)
         if (w->state == W_BUSY)
             worker_kill(w, why); /* its answer: 500 naming why, when it has exited */
-    job_t *requeued; /* prefetched jobs the kills gave back */
+    job_t *requeued;             /* prefetched jobs the kills gave back */
     while ((requeued = queue_pop(&pool.queue)) != NULL)
         finish_job_error(requeued, 503, why, "busy", 0);
     pool_maintain();

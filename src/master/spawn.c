@@ -173,8 +173,10 @@ int spawn_worker(void)
         rc = output_start(&w->out);
     if (rc == 0)
         rc = output_start(&w->err);
-    int child_fds[SPAWN_FDS] = {[SPAWN_FD_CHANNEL] = chan[1], [SPAWN_FD_STDOUT] = out[1],
-                                [SPAWN_FD_STDERR] = err[1], [SPAWN_FD_GATE] = gate_fd};
+    int child_fds[SPAWN_FDS] = {[SPAWN_FD_CHANNEL] = chan[1],
+                                [SPAWN_FD_STDOUT] = out[1],
+                                [SPAWN_FD_STDERR] = err[1],
+                                [SPAWN_FD_GATE] = gate_fd};
     int sent = rc == 0 ? send_spawn(w->id, w->uid, child_fds) : -1;
     int saved = errno;
     for (int i = 0; i < SPAWN_FDS; i++)
@@ -403,7 +405,7 @@ void zygote_start(void)
     z->pid = pid;
     proto_decoder_init(&z->dec, ZYGOTE_FRAME_MAX);
     (void)uv_pipe_init(pool.loop, &z->chan, 0); /* 0 on Unix: it only fills the handle */
-    z->chan_open = true;                         /* closed by zygote_close_channel() */
+    z->chan_open = true;                        /* closed by zygote_close_channel() */
     int rc = uv_pipe_open(&z->chan, sv[0]);
     if (rc != 0)
         (void)close(sv[0]); /* not the handle's: libuv took it only on success */

@@ -111,7 +111,7 @@ void tasks_add(worker_t *w, job_t *job, uint32_t seq)
     if (!w->tasks_mode) {
         w->tasks_mode = true; /* it switches at this CALL, for good */
         w->tasks = xcalloc((size_t)pool.config->async_slots, sizeof(*w->tasks));
-        w->output_bytes = 0;  /* from now on: its unattributed output (output.c) */
+        w->output_bytes = 0; /* from now on: its unattributed output (output.c) */
         w->output_cut = false;
     }
     if (w->task_count == 1 && !w->output_mixed) {
@@ -286,8 +286,8 @@ int tasks_output(worker_t *w, const proto_frame_t *f)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
         do {
-            size_t piece = (size_t)(stop - p) > OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX
-                                                                 : (size_t)(stop - p);
+            size_t piece =
+                (size_t)(stop - p) > OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX : (size_t)(stop - p);
             output_route(w, job, id, name, bytes, cut, p, piece);
             p += piece;
         } while (p < stop);
@@ -328,8 +328,10 @@ static void on_cancel_grace(uv_timer_t *timer)
     uint64_t running = atomic_load_explicit(&w->gate->running, memory_order_relaxed);
     const task_t *blocker = running <= UINT32_MAX ? tasks_find(w, (uint32_t)running) : NULL;
     char what[ERROR_TEXT_MAX];
-    snprintf(what, sizeof(what), "execution %s blocked the worker's event loop (%s); the "
-             "worker was replaced", blocker ? blocker->id : late->id,
+    snprintf(what, sizeof(what),
+             "execution %s blocked the worker's event loop (%s); the "
+             "worker was replaced",
+             blocker ? blocker->id : late->id,
              blocker ? "sync code in a coroutine"
                      : "the worker did not read its cancellation at the deadline");
     log_msg(LOG_WARN, "worker %d: %s", (int)w->pid, what);

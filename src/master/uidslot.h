@@ -29,7 +29,7 @@ unsigned uidslot_count(long workers);
  * free range from *base up is taken and *base says which. 0, or -1 with err. */
 int uidslot_reserve(long *base, unsigned count, bool fixed, char *err, size_t errlen);
 
-#define UIDSLOT_UNIT 32                 /* uids one lock file reserves */
+#define UIDSLOT_UNIT 32                   /* uids one lock file reserves */
 #define UIDSLOT_LOCK_DIR "/run/pyrt-uids" /* root's: 0700 */
 
 /* Starts handing out uids above base (0: workers share the zygote's uid, and every

@@ -61,8 +61,8 @@ static inline gate_outcome_t gate_decide(gate_t *gate, uint32_t seq, uint64_t st
 {
     uint64_t want = (uint64_t)seq << 2 | GATE_PENDING;
     if (atomic_compare_exchange_strong_explicit(&gate->slot[seq % GATE_SLOTS], &want,
-                                                (uint64_t)seq << 2 | state,
-                                                memory_order_acq_rel, memory_order_acquire))
+                                                (uint64_t)seq << 2 | state, memory_order_acq_rel,
+                                                memory_order_acquire))
         return GATE_WON;
     if (want >> 2 != seq)
         return GATE_CONFUSED;

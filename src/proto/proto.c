@@ -149,8 +149,8 @@ void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const 
     buf_append(b, pairs->data ? pairs->data : "", pairs->len);
 }
 
-void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream,
-                          const void *text, size_t len)
+void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream, const void *text,
+                          size_t len)
 {
     size_t start = proto_frame_begin(b, type);
     proto_put_u32(b, seq);

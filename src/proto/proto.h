@@ -111,8 +111,8 @@ void proto_put_http_head(buf_t *b, const char *method, size_t method_len, const 
 
 /* LOG and OUTPUT frames share one layout: u32 seq, u32 stream, bytes text. The whole
  * frame, appended to `b`. */
-void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream,
-                          const void *text, size_t len);
+void proto_put_text_frame(buf_t *b, uint32_t type, uint32_t seq, uint32_t stream, const void *text,
+                          size_t len);
 
 /* Reading a payload. Every getter fails (returns 0 / NULL and sets `error`) once the
  * payload is short; check `error` once at the end. */

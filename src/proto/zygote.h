@@ -34,9 +34,9 @@ enum spawn_fd {
 #define ZYGOTE_OPT_MAX_BODY "max-body"     /* bytes */
 #define ZYGOTE_OPT_LOG_LEVEL "log-level"
 #define ZYGOTE_OPT_LOG_FORMAT "log-format" /* text or json */
-#define ZYGOTE_OPT_CONTRACT "contract" /* seed, v5 or v2 */
-#define ZYGOTE_OPT_USER "user"         /* the one workers run as */
-#define ZYGOTE_OPT_PRELOAD "preload"   /* a flag: import the entry point in the zygote */
+#define ZYGOTE_OPT_CONTRACT "contract"     /* seed, v5 or v2 */
+#define ZYGOTE_OPT_USER "user"             /* the one workers run as */
+#define ZYGOTE_OPT_PRELOAD "preload"       /* a flag: import the entry point in the zygote */
 #define ZYGOTE_OPT_WORKER_UID_BASE "worker-uid-base" /* each worker a uid above it; 0: none */
 
 typedef struct zygote_args {
@@ -60,13 +60,13 @@ char **zygote_args_argv(const zygote_args_t *a);
 /* Exit statuses of a worker that pyrt's own code chose, before or around the user's
  * code (which may exit with any status: these are named, not proven). */
 typedef enum worker_exit {
-    WORKER_EXIT_PROTOCOL = 70,    /* the master sent what a worker cannot take */
-    WORKER_EXIT_FDS = 71,         /* its channel and pipes could not take their fds */
-    WORKER_EXIT_AFTER_FORK = 73,  /* Python's after-fork step failed */
-    WORKER_EXIT_SUBREAPER = 74,   /* it could not become its children's reaper */
+    WORKER_EXIT_PROTOCOL = 70,     /* the master sent what a worker cannot take */
+    WORKER_EXIT_FDS = 71,          /* its channel and pipes could not take their fds */
+    WORKER_EXIT_AFTER_FORK = 73,   /* Python's after-fork step failed */
+    WORKER_EXIT_SUBREAPER = 74,    /* it could not become its children's reaper */
     WORKER_EXIT_MEMORY_SETUP = 75, /* the memory limit could not be set */
-    WORKER_EXIT_GATE = 76,        /* its gate page could not be mapped */
-    WORKER_EXIT_SANDBOX = 77,     /* its uid, capabilities or limits could not be set */
+    WORKER_EXIT_GATE = 76,         /* its gate page could not be mapped */
+    WORKER_EXIT_SANDBOX = 77,      /* its uid, capabilities or limits could not be set */
 } worker_exit_t;
 
 /* "memory limit setup failed" for WORKER_EXIT_MEMORY_SETUP; NULL for a status pyrt

@@ -98,8 +98,9 @@ static int check_entry(struct archive_entry *e, const char *path, char *err, siz
     if (type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
         if (target == NULL || !tar_link_target_inside(path, target)) {
-            snprintf(err, errlen, "archive member %s is a symlink to %s, outside the folder: refused",
-                     name, target ? target : "(nothing)");
+            snprintf(err, errlen,
+                     "archive member %s is a symlink to %s, outside the folder: refused", name,
+                     target ? target : "(nothing)");
             return -1;
         }
     }
@@ -155,8 +156,10 @@ static int check_symlink(const char *fpath, const struct stat *sb, int typeflag,
     size_t n = strlen(walk_root);
     if (strncmp(resolved, walk_root, n) == 0 && (resolved[n] == '\0' || resolved[n] == '/'))
         return 0;
-    snprintf(walk_error, sizeof(walk_error), "archive member %s is a symlink that resolves to %s, "
-             "outside the folder: refused", fpath + n + 1, resolved);
+    snprintf(walk_error, sizeof(walk_error),
+             "archive member %s is a symlink that resolves to %s, "
+             "outside the folder: refused",
+             fpath + n + 1, resolved);
     return 1;
 }
 
@@ -213,8 +216,10 @@ int tar_extract(const char *archive_path, const char *dir, char *err, size_t err
         const char *name = archive_entry_pathname(e);
         const char *path = name ? member_path(name) : NULL;
         if (path == NULL) {
-            snprintf(err, errlen, "archive member %s has an absolute path or climbs with '..': "
-                     "refused", name ? name : "(no name)");
+            snprintf(err, errlen,
+                     "archive member %s has an absolute path or climbs with '..': "
+                     "refused",
+                     name ? name : "(no name)");
             rc = -1;
             break;
         }

@@ -109,8 +109,8 @@ int wchan_buffered_frame(size_t offset, uint32_t *type, uint32_t *length)
         return 0;
     proto_header_decode((const uint8_t *)input.data + offset, type, length);
     if (*length > MAX_FRAME) {
-        log_msg(LOG_ALERT, "frame from the master over the size limit (type %u, %u bytes)",
-                *type, *length);
+        log_msg(LOG_ALERT, "frame from the master over the size limit (type %u, %u bytes)", *type,
+                *length);
         _exit(WORKER_EXIT_PROTOCOL);
     }
     return input.len >= offset + PROTO_HEADER_SIZE + (size_t)*length;
@@ -175,9 +175,9 @@ PyObject *wchan_call_headers(const call_t *c)
         uint32_t nlen, vlen;
         const uint8_t *name = proto_get_bytes(&r, &nlen);
         const uint8_t *value = proto_get_bytes(&r, &vlen);
-        PyObject *pair = r.error ? NULL
-                                 : Py_BuildValue("(y#y#)", name, (Py_ssize_t)nlen, value,
-                                                 (Py_ssize_t)vlen);
+        PyObject *pair =
+            r.error ? NULL
+                    : Py_BuildValue("(y#y#)", name, (Py_ssize_t)nlen, value, (Py_ssize_t)vlen);
         if (pair == NULL) {
             Py_CLEAR(list);
             break;
@@ -239,9 +239,8 @@ static int encode_result(PyObject *result, uint32_t seq, buf_t *meta, const char
     PyObject *headers;
     long status, own_flags;
     PyObject *body_obj;
-    if (!PyTuple_Check(result) ||
-        !PyArg_ParseTuple(result, "lO!O!l", &status, &PyList_Type, &headers, &PyBytes_Type,
-                          &body_obj, &own_flags))
+    if (!PyTuple_Check(result) || !PyArg_ParseTuple(result, "lO!O!l", &status, &PyList_Type,
+                                                    &headers, &PyBytes_Type, &body_obj, &own_flags))
         return -1;
     *flags |= (uint32_t)own_flags;
     Py_ssize_t count = PyList_GET_SIZE(headers);
@@ -280,8 +279,8 @@ uint32_t wchan_send_answer(uint32_t seq, PyObject *result, uint32_t flags)
     if ((size_t)body_len > max_body) {
         /* Not sent: the master would refuse it anyway, and 20 MiB need not cross. */
         char msg[160];
-        snprintf(msg, sizeof(msg), "response body too large: %zd bytes, the limit is %zu",
-                 body_len, max_body);
+        snprintf(msg, sizeof(msg), "response body too large: %zd bytes, the limit is %zu", body_len,
+                 max_body);
         buf_free(&meta);
         send_error(seq, 500, msg);
         return 0;

@@ -57,7 +57,8 @@ static int take_frame(uint32_t type, uint32_t length, PyObject *out)
         call_t c;
         wchan_parse_call(0, length, &c);
         /* A task has no gate slot (it is never taken back); a CALL to run alone has. */
-        gate_outcome_t says = c.flags & PROTO_CALL_TASK ? GATE_WON : gate_claim(wchan_gate(), c.seq);
+        gate_outcome_t says =
+            c.flags & PROTO_CALL_TASK ? GATE_WON : gate_claim(wchan_gate(), c.seq);
         if (says == GATE_CANCELLED)
             return 0;
         if (says != GATE_WON) {
@@ -111,8 +112,8 @@ PyObject *tasks_py_send_result(PyObject *self, PyObject *args)
     PyObject *answer;
     if (!PyArg_ParseTuple(args, "IO", &seq, &answer))
         return NULL;
-    uint32_t flags = wchan_send_answer(seq, answer,
-                                       worker_memory_short() ? PROTO_RESULT_RECYCLE : 0);
+    uint32_t flags =
+        wchan_send_answer(seq, answer, worker_memory_short() ? PROTO_RESULT_RECYCLE : 0);
     return PyLong_FromUnsignedLong(flags);
 }
 

@@ -34,7 +34,7 @@ PyObject *tasks_py_end_execution(PyObject *self, PyObject *args);
         {"cancelled", tasks_py_cancelled, METH_VARARGS,                                            \
          "cancelled(seq): the CANCEL for task seq was read"},                                      \
         {"end_execution", tasks_py_end_execution, METH_NOARGS,                                     \
-         "end_execution(): nothing runs: end what the executions left (sandbox.h)"},              \
+         "end_execution(): nothing runs: end what the executions left (sandbox.h)"},               \
     {                                                                                              \
         "running", tasks_py_running, METH_VARARGS,                                                 \
             "running(seq): the task whose code runs on the loop now (0: none)"                     \

@@ -112,8 +112,15 @@ static PyMethodDef worker_methods[] = {
 };
 
 static struct PyModuleDef worker_module = {
-    PyModuleDef_HEAD_INIT, "_pyrt_worker", "pyrt's worker, as Python sees it.", -1,
-    worker_methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_pyrt_worker",
+    "pyrt's worker, as Python sees it.",
+    -1,
+    worker_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyObject *worker_module_init(void)
@@ -211,8 +218,7 @@ void worker_run(int fd, gate_t *gate)
         if (gate_says != GATE_WON) {
             if (gate_says != GATE_CANCELLED) {
                 /* Only user code can have written that: this worker is not to be trusted. */
-                log_msg(LOG_ERROR, "the gate slot of call %u is in a state nobody made",
-                        call.seq);
+                log_msg(LOG_ERROR, "the gate slot of call %u is in a state nobody made", call.seq);
                 _exit(WORKER_EXIT_PROTOCOL);
             }
             wchan_consume(consumed); /* taken back by the master: not ours to run */
@@ -225,8 +231,8 @@ void worker_run(int fd, gate_t *gate)
         PyObject *result = run_call(execute, execute_http, &call);
         sandbox_end_execution(); /* what it left running ends before its answer leaves */
         wchan_consume(consumed);
-        uint32_t flags = wchan_send_answer(call.seq, result,
-                                           worker_memory_short() ? PROTO_RESULT_RECYCLE : 0);
+        uint32_t flags =
+            wchan_send_answer(call.seq, result, worker_memory_short() ? PROTO_RESULT_RECYCLE : 0);
         Py_XDECREF(result);
         output_pending = (flags & PROTO_RESULT_OUTPUT) != 0;
         if (flags & PROTO_RESULT_RECYCLE)

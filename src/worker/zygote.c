@@ -135,8 +135,7 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid)
         dup2(fds[SPAWN_FD_STDERR], STDERR_FILENO) < 0 ||
         dup2(fds[SPAWN_FD_CHANNEL], WORKER_CHANNEL_FD) < 0)
         _exit(WORKER_EXIT_FDS);
-    gate_t *gate =
-        mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[SPAWN_FD_GATE], 0);
+    gate_t *gate = mmap(NULL, GATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[SPAWN_FD_GATE], 0);
     if (gate == MAP_FAILED)
         _exit(WORKER_EXIT_GATE);
     /* Everything else goes: the zygote's control socket was fd 3, now the channel. */
@@ -218,7 +217,7 @@ static int receive_spawn(void)
     if (n <= 0)
         return -1;
 
-    int fds[SPAWN_FDS_ROOM];
+    int fds[SPAWN_FDS_ROOM] = {0}; /* only the first nfds are ever read */
     int nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
@@ -237,11 +236,10 @@ static int receive_spawn(void)
     uint32_t uid = proto_get_u32(&r);
     /* A uid of its own exactly when the master gives workers uids, and never the
      * zygote's own or root. */
-    bool uid_ok = zc.a.worker_uid_base > 0 ? uid > (uint32_t)zc.a.worker_uid_base && uid != zc.uid
-                                           : uid == 0;
+    bool uid_ok =
+        zc.a.worker_uid_base > 0 ? uid > (uint32_t)zc.a.worker_uid_base && uid != zc.uid : uid == 0;
     if (type != PROTO_MSG_SPAWN || r.error || nfds != SPAWN_FDS || !uid_ok) {
-        log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds, uid %u)", type, nfds,
-                uid);
+        log_msg(LOG_ALERT, "malformed SPAWN request (type %u, %d fds, uid %u)", type, nfds, uid);
         for (int i = 0; i < nfds; i++)
             (void)close(fds[i]);
         return 0;

@@ -45,15 +45,9 @@ static inline size_t fuzz_chunk(fuzz_chunker_t *c, size_t left)
     c->state = x;
     size_t n;
     switch (x & 3) {
-    case 0:
-        n = left;
-        break;
-    case 1:
-        n = 1 + (x >> 8) % 256;
-        break;
-    default:
-        n = 1 + (x >> 8) % 16;
-        break;
+    case 0: n = left; break;
+    case 1: n = 1 + (x >> 8) % 256; break;
+    default: n = 1 + (x >> 8) % 16; break;
     }
     return n < left ? n : left;
 }

@@ -33,9 +33,7 @@ static void read_payload(const proto_frame_t *f)
         return;
     }
     case PROTO_MSG_READY:
-    case PROTO_MSG_GO:
-        (void)proto_get_u32(&r);
-        break;
+    case PROTO_MSG_GO: (void)proto_get_u32(&r); break;
     case PROTO_MSG_LOG:
     case PROTO_MSG_OUTPUT: {
         proto_text_t t;

@@ -335,14 +335,10 @@ static inline bool jc_value(jc_t *j)
         j->out = saved;
         return ok;
     }
-    case 't':
-        return jc_literal(j, "true");
-    case 'f':
-        return jc_literal(j, "false");
-    case 'n':
-        return jc_literal(j, "null");
-    default:
-        return jc_number(j);
+    case 't': return jc_literal(j, "true");
+    case 'f': return jc_literal(j, "false");
+    case 'n': return jc_literal(j, "null");
+    default: return jc_number(j);
     }
 }
 

@@ -1,10 +1,10 @@
 /* test_admit.c -- the rule a complete execution request passes before it is a job
  * (master/admit.c), the same for HTTP and `pyrt run`. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <string.h>
 

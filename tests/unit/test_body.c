@@ -1,9 +1,9 @@
 /* test_body.c -- the streaming check of an execution body (JSON object + timeout). */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <math.h>
 #include <stdbool.h>
@@ -99,7 +99,8 @@ static void test_valid_object(void **state)
 static void test_valid_object_one_byte_at_a_time(void **state)
 {
     (void)state;
-    const char *body = "{\"name\": \"w\\u00e9rld\", \"n\": [1, 2, {\"k\": null}], \"timeout\": 12.25}";
+    const char *body =
+        "{\"name\": \"w\\u00e9rld\", \"n\": [1, 2, {\"k\": null}], \"timeout\": 12.25}";
     expect_timeout(run_chunked(body, 1), 12.25);
     expect_timeout(run_chunked(body, 3), 12.25);
     expect_timeout(run_chunked(body, 7), 12.25);
@@ -167,10 +168,11 @@ static void test_timeout_invalid(void **state)
 {
     (void)state;
     const char *bodies[] = {
-        "{\"timeout\": 0}",     "{\"timeout\": -1}",   "{\"timeout\": \"5\"}",
-        "{\"timeout\": null}",  "{\"timeout\": []}",   "{\"timeout\": {}}",
-        "{\"timeout\": true}",  "{\"timeout\": -0.0}", "{\"timeout\": [5]}",
-        "{\"timeout\": {\"timeout\": 5}}",
+        "{\"timeout\": 0}",     "{\"timeout\": -1}",
+        "{\"timeout\": \"5\"}", "{\"timeout\": null}",
+        "{\"timeout\": []}",    "{\"timeout\": {}}",
+        "{\"timeout\": true}",  "{\"timeout\": -0.0}",
+        "{\"timeout\": [5]}",   "{\"timeout\": {\"timeout\": 5}}",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         result_t r = run(bodies[i]);
@@ -210,7 +212,8 @@ static void test_timeout_long_literal(void **state)
                        "000000000000000000000000000000000000000001}";
     expect_timeout(run(body), 1.0);
     expect_timeout(run_chunked(body, 1), 1.0);
-    expect_timeout(run("{\"timeout\": 123456789012345678901234567890}"), 123456789012345678901234567890.0);
+    expect_timeout(run("{\"timeout\": 123456789012345678901234567890}"),
+                   123456789012345678901234567890.0);
 }
 
 static void test_nested_timeout_ignored(void **state)

@@ -1,10 +1,10 @@
 /* test_gate.c -- the slots on which a worker and the master settle who decides a
  * prefetched execution (proto/gate.h): each seq is decided once, by one side. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <string.h>
 #include <sys/mman.h>
@@ -61,7 +61,7 @@ static void test_a_slot_about_another_call_is_confused(void **state)
     assert_int_equal(gate_claim(&gate, 6), GATE_CONFUSED); /* never opened */
     gate_open(&gate, 7);
     assert_int_equal(gate_claim(&gate, 7 + GATE_SLOTS), GATE_CONFUSED); /* same slot */
-    atomic_store(&gate.slot[8 % GATE_SLOTS], (uint64_t)8 << 2 | 3); /* user code's */
+    atomic_store(&gate.slot[8 % GATE_SLOTS], (uint64_t)8 << 2 | 3);     /* user code's */
     assert_int_equal(gate_cancel(&gate, 8), GATE_CONFUSED);
     assert_int_equal(gate_claim(&gate, 7), GATE_WON);
 }

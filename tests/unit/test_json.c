@@ -1,9 +1,9 @@
 /* test_json.c -- JSON string escaping and the master's error bodies. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -77,7 +77,7 @@ static void test_non_ascii_kept(void **state)
     (void)state;
     CHECK("caf\xc3\xa9 \x7f", "\"caf\xc3\xa9 \x7f\"");
     CHECK("\xe2\x82\xac \xf0\x9f\x91\x8b", "\"\xe2\x82\xac \xf0\x9f\x91\x8b\""); /* 3 and 4 bytes */
-    CHECK("a/b", "\"a/b\"");             /* slash needs no escape */
+    CHECK("a/b", "\"a/b\""); /* slash needs no escape */
 }
 
 /* Each byte of an invalid sequence is U+FFFD, so that any JSON parser takes the text. */
@@ -85,12 +85,14 @@ static void test_invalid_utf8_replaced(void **state)
 {
     (void)state;
     check("\xff\xfe", 2, "\"\\ufffd\\ufffd\"");
-    CHECK("a\xc0\xaf" "b", "\"a\\ufffd\\ufffdb\"");      /* overlong "/" */
-    CHECK("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");   /* overlong, 3 bytes */
-    CHECK("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");   /* a surrogate */
+    CHECK("a\xc0\xaf"
+          "b",
+          "\"a\\ufffd\\ufffdb\"");                                 /* overlong "/" */
+    CHECK("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong, 3 bytes */
+    CHECK("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");            /* a surrogate */
     CHECK("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* past U+10FFFF */
-    check("\xe2\x82", 2, "\"\\ufffd\\ufffd\"");             /* cut short */
-    CHECK("\xc3\xa9\x80", "\"\xc3\xa9\\ufffd\"");          /* a stray continuation */
+    check("\xe2\x82", 2, "\"\\ufffd\\ufffd\"");                    /* cut short */
+    CHECK("\xc3\xa9\x80", "\"\xc3\xa9\\ufffd\"");                  /* a stray continuation */
 }
 
 static void test_long_line(void **state)
@@ -177,8 +179,15 @@ static void test_error_body_long_message(void **state)
 static void test_buf_append_int_and_fixed(void **state)
 {
     (void)state;
-    static const long long ints[] = {0, 7, -7, 10, 499, 2147483647, -2147483648LL,
-                                     9223372036854775807LL, -9223372036854775807LL - 1};
+    static const long long ints[] = {0,
+                                     7,
+                                     -7,
+                                     10,
+                                     499,
+                                     2147483647,
+                                     -2147483648LL,
+                                     9223372036854775807LL,
+                                     -9223372036854775807LL - 1};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         buf_t b = BUF_INIT;
         char want[32];
@@ -192,10 +201,10 @@ static void test_buf_append_int_and_fixed(void **state)
         int decimals;
         const char *want;
     } fixed[] = {
-        {0, 3, "0.000"},      {1.5, 2, "1.50"},         {0.0004, 3, "0.000"},
-        {0.0006, 3, "0.001"}, {12.3456, 2, "12.35"},    {-2.25, 1, "-2.3"},
+        {0, 3, "0.000"},      {1.5, 2, "1.50"},          {0.0004, 3, "0.000"},
+        {0.0006, 3, "0.001"}, {12.3456, 2, "12.35"},     {-2.25, 1, "-2.3"},
         {-0.0001, 2, "0.00"}, {999.9996, 3, "1000.000"}, {3.0, 0, "3"},
-        {1e300, 3, "0.000"},  {NAN, 3, "0.000"},  {123456.789, 6, "123456.789000"},
+        {1e300, 3, "0.000"},  {NAN, 3, "0.000"},         {123456.789, 6, "123456.789000"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         buf_t b = BUF_INIT;

@@ -13,8 +13,13 @@
 #include "master/metrics.h"
 
 static const metrics_gauges_t gauges = {
-    .workers_busy = 1, .workers_idle = 2, .workers_total = 4, .in_flight = 1,
-    .queued = 3, .max_queue = 1024, .connections = 7,
+    .workers_busy = 1,
+    .workers_idle = 2,
+    .workers_total = 4,
+    .in_flight = 1,
+    .queued = 3,
+    .max_queue = 1024,
+    .connections = 7,
 };
 
 static char *render(void)
@@ -104,7 +109,7 @@ static void test_counts_by_outcome_and_class(void **state)
     metrics_request(METRICS_TIMEOUT, 500, 2.0, 0.5, 0, 0);
     metrics_request(METRICS_UNAUTHORIZED, 401, 0, 0, 0, 0);
     metrics_request(METRICS_UNAUTHORIZED, 500, 0, 0, 0, 0); /* v5's answer */
-    metrics_request(METRICS_OK, 999, 0.002, 0, 0, 0);        /* nonsense: counted as 5xx */
+    metrics_request(METRICS_OK, 999, 0.002, 0, 0, 0);       /* nonsense: counted as 5xx */
     metrics_replaced(METRICS_REPLACED_TIMEOUT);
     char *text = render();
     assert_well_formed(text);
@@ -123,12 +128,12 @@ static void test_counts_by_outcome_and_class(void **state)
 static void test_histogram_is_cumulative_up_to_the_max_timeout(void **state)
 {
     (void)state;
-    metrics_init(2, "v", "p", "seed"); /* buckets stop at --max-timeout */
+    metrics_init(2, "v", "p", "seed");                 /* buckets stop at --max-timeout */
     metrics_request(METRICS_OK, 200, 0.0005, 0, 0, 0); /* <= 1 ms */
     metrics_request(METRICS_OK, 200, 0.001, 0, 0, 0);  /* == a bound: in it */
     metrics_request(METRICS_OK, 200, 0.3, 0, 0, 0);
     metrics_request(METRICS_TIMEOUT, 500, 2.0, 1.5, 0, 0);
-    metrics_request(METRICS_CRASH, 500, 7.0, 0, 0, 0); /* past every bound */
+    metrics_request(METRICS_CRASH, 500, 7.0, 0, 0, 0);       /* past every bound */
     metrics_request(METRICS_BAD_REQUEST, 400, 9.0, 0, 0, 0); /* never ran: not observed */
     char *text = render();
     assert_well_formed(text);
@@ -150,7 +155,8 @@ static void test_label_values_are_escaped(void **state)
     (void)state;
     metrics_init(900, "1.0\"x\\y\nz", "3", "seed");
     char *text = render();
-    assert_has(text, "pyrt_build_info{version=\"1.0\\\"x\\\\y\\nz\",python=\"3\",contract=\"seed\"} 1\n");
+    assert_has(text,
+               "pyrt_build_info{version=\"1.0\\\"x\\\\y\\nz\",python=\"3\",contract=\"seed\"} 1\n");
     assert_well_formed(text);
     free(text);
     metrics_init(900, "0.1.0", "3.11.2", "v5");

@@ -1,9 +1,9 @@
 /* test_opts.c -- GNU-style option parsing with environment fallback. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <math.h>
 #include <stdbool.h>

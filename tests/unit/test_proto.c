@@ -1,9 +1,9 @@
 /* test_proto.c -- frame header encoding, payload writer/reader, streaming decoder. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <string.h>
 
@@ -75,9 +75,11 @@ static void test_put_u32_and_bytes_layout(void **state)
     proto_frame_end(&b, start, 0);
 
     const uint8_t want[] = {
-        11, 0, 0, 0, PROTO_MSG_SPAWNED, 0, 0, 0, /* header: 4 + 4 + 3 = 11 */
-        0x44, 0x33, 0x22, 0x11,                  /* u32 */
-        3, 0, 0, 0, 'a', 'b', 'c',               /* bytes */
+        11,   0,    0,    0,    PROTO_MSG_SPAWNED,
+        0,    0,    0,          /* header: 4 + 4 + 3 = 11 */
+        0x44, 0x33, 0x22, 0x11, /* u32 */
+        3,    0,    0,    0,    'a',
+        'b',  'c', /* bytes */
     };
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
@@ -89,8 +91,8 @@ static void test_frame_end_counts_extra(void **state)
     (void)state;
     buf_t b = BUF_INIT;
     size_t start = proto_frame_begin(&b, PROTO_MSG_CALL);
-    proto_put_bytes(&b, "id", 2);   /* 6 bytes */
-    proto_put_u32(&b, 30000);       /* 4 bytes */
+    proto_put_bytes(&b, "id", 2);    /* 6 bytes */
+    proto_put_u32(&b, 30000);        /* 4 bytes */
     proto_frame_end(&b, start, 100); /* 100 body bytes sent separately */
     uint32_t type, length;
     proto_header_decode((const uint8_t *)b.data, &type, &length);
@@ -202,10 +204,10 @@ static void test_reader_error_is_sticky(void **state)
     (void)state;
     const uint8_t payload[] = {5, 0, 0, 0, 9, 0, 0, 0};
     proto_reader_t r;
-    proto_reader_init(&r, payload, 2);    /* too short for anything */
+    proto_reader_init(&r, payload, 2); /* too short for anything */
     assert_int_equal(proto_get_u32(&r), 0);
     assert_int_equal(r.error, 1);
-    r.left = sizeof(payload);             /* even with data, getters keep failing */
+    r.left = sizeof(payload); /* even with data, getters keep failing */
     assert_int_equal(proto_get_u32(&r), 0);
     uint32_t n = 3;
     assert_null(proto_get_bytes(&r, &n));
@@ -266,7 +268,7 @@ static void test_text_frame_roundtrip(void **state)
     assert_int_equal(t.len, 7);
     assert_memory_equal(t.text, "a line\n", 7);
     assert_int_equal(proto_get_text(payload, length - 1, &t), -1); /* short */
-    buf_append(&b, "x", 1); /* may move the data */
+    buf_append(&b, "x", 1);                                        /* may move the data */
     payload = b.data + PROTO_HEADER_SIZE;
     assert_int_equal(proto_get_text(payload, length + 1, &t), -1); /* a byte left over */
     buf_free(&b);

@@ -1,9 +1,9 @@
 /* test_queue.c -- the FIFO of jobs waiting for a worker. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <string.h>
 #include <uv.h>

@@ -1,9 +1,9 @@
 /* test_reqid.c -- request id validation and generation. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +58,7 @@ static void test_invalid_characters(void **state)
 static void test_invalid_non_ascii(void **state)
 {
     (void)state;
-    assert_false(valid("caf\xc3\xa9"));   /* UTF-8 e-acute */
+    assert_false(valid("caf\xc3\xa9")); /* UTF-8 e-acute */
     assert_false(valid("\x80"));
     assert_false(valid("abc\xff"));
 }
@@ -108,7 +108,7 @@ static void test_generated_distinct(void **state)
 {
     (void)state;
     enum { N = 10000 };
-    char (*ids)[17] = malloc(sizeof(*ids) * N);
+    char(*ids)[17] = malloc(sizeof(*ids) * N);
     assert_non_null(ids);
     reqid_seed();
     for (int i = 0; i < N; i++) {

@@ -1,10 +1,10 @@
 /* test_reqline.c -- the request-line check that stands in for http-parser's strict mode. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "master/reqline.h"
 
@@ -35,12 +35,12 @@ static void test_rejects_bad_version(void **state)
 static void test_rejects_bad_shape(void **state)
 {
     (void)state;
-    assert_false(valid("POST  / HTTP/1.1\r\n"));      /* two spaces */
-    assert_false(valid("PO ST / HTTP/1.1\r\n"));      /* space in method */
-    assert_false(valid("POST / HTTP/1.1 junk\r\n"));  /* trailing junk */
-    assert_false(valid("POST /\x01 HTTP/1.1\r\n"));   /* control character in target */
-    assert_false(valid("POST HTTP/1.1\r\n"));         /* no target */
-    assert_false(valid(" / HTTP/1.1\r\n"));           /* no method */
+    assert_false(valid("POST  / HTTP/1.1\r\n"));     /* two spaces */
+    assert_false(valid("PO ST / HTTP/1.1\r\n"));     /* space in method */
+    assert_false(valid("POST / HTTP/1.1 junk\r\n")); /* trailing junk */
+    assert_false(valid("POST /\x01 HTTP/1.1\r\n"));  /* control character in target */
+    assert_false(valid("POST HTTP/1.1\r\n"));        /* no target */
+    assert_false(valid(" / HTTP/1.1\r\n"));          /* no method */
     assert_false(valid("\x01\x02garbage\r\n"));
 }
 

@@ -1,9 +1,9 @@
 /* test_result.c -- a worker's RESULT frame, checked before it reaches a client. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <string.h>
 

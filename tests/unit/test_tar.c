@@ -1,10 +1,10 @@
 /* test_tar.c -- the function archive: the symlink check, pack/extract round trips on a
  * temporary folder, and each kind of member that extraction must refuse. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,28 +29,18 @@ typedef struct link_case {
 } link_case_t;
 
 static const link_case_t link_cases[] = {
-    {"a", "b", 1},
-    {"a", ".", 1},
-    {"a", "./b", 1},
-    {"a", "b/../c", 1},
-    {"a", "b//c/", 1},
-    {"d/a", "..", 1},
-    {"d/a", "../b", 1},
-    {"d/e/a", "../../b", 1},
-    {"./d/a", "../b", 1},  /* "." components add no depth */
-    {"d//a", "../b", 1},   /* nor do empty ones */
-    {"d/./a", "../b", 1},
-    {"a", "", 0},          /* points nowhere */
-    {"a", "/etc/passwd", 0},
-    {"d/a", "/d/b", 0},    /* absolute, even if it names a member */
-    {"a", "..", 0},
-    {"a", "../a", 0},
-    {"a", "b/../..", 0},
-    {"a", "b//..//..", 0},
-    {"d/a", "../../b", 0},
-    {"d/a", "../b/../../c", 0},
-    {"./a", "../b", 0},
-    {"d/e/a", "../../../b", 0},
+    {"a", "b", 1},           {"a", ".", 1},
+    {"a", "./b", 1},         {"a", "b/../c", 1},
+    {"a", "b//c/", 1},       {"d/a", "..", 1},
+    {"d/a", "../b", 1},      {"d/e/a", "../../b", 1},
+    {"./d/a", "../b", 1},                        /* "." components add no depth */
+    {"d//a", "../b", 1},                         /* nor do empty ones */
+    {"d/./a", "../b", 1},    {"a", "", 0},       /* points nowhere */
+    {"a", "/etc/passwd", 0}, {"d/a", "/d/b", 0}, /* absolute, even if it names a member */
+    {"a", "..", 0},          {"a", "../a", 0},
+    {"a", "b/../..", 0},     {"a", "b//..//..", 0},
+    {"d/a", "../../b", 0},   {"d/a", "../b/../../c", 0},
+    {"./a", "../b", 0},      {"d/e/a", "../../../b", 0},
     {"a", "./../b", 0},
 };
 
@@ -306,8 +296,7 @@ static void test_refuses_absolute_symlink(void **state)
 static void test_refuses_a_chain_of_symlinks_that_climbs_out(void **state)
 {
     /* Each link is inside on its own; together a -> s/.. -> ./.. leaves the folder. */
-    REFUSED(*state, "resolves to", {"./s", AE_IFLNK, 0777, "."},
-            {"./a", AE_IFLNK, 0777, "s/.."});
+    REFUSED(*state, "resolves to", {"./s", AE_IFLNK, 0777, "."}, {"./a", AE_IFLNK, 0777, "s/.."});
 }
 
 static void test_refuses_writing_through_a_symlink(void **state)
@@ -400,8 +389,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_an_empty_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_what_is_not_an_archive, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_drops_setuid_setgid_sticky_and_keeps_a_hardlink_inside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drops_setuid_setgid_sticky_and_keeps_a_hardlink_inside,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
