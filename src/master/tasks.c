@@ -1,12 +1,13 @@
 /* tasks.c -- --async-slots: executions of a function whose main is a coroutine function
  * run side by side as tasks on one worker's event loop. Which worker takes a task, its
  * answer, what it prints, and its deadline: the client is answered at once and the task
- * cancelled; a worker that does not confirm within TASK_CANCEL_GRACE_MS (sync code is
- * blocking its loop) is killed, and every execution on it answered with a 500 that names
- * the one that blocked it.
+ * cancelled; a worker that has not read the CANCEL within TASK_CANCEL_GRACE_MS (sync
+ * code is blocking its loop) is killed, and every execution on it answered with a 500
+ * that names the one that blocked it.
  *
- * The master learns what a function is from its answers (the ASYNC flag): a function
- * not known to have a coroutine main runs alone on an idle worker, as without tasks. */
+ * The master learns what a function is from its answers (the ASYNC and SYNC flags): a
+ * function not known to have a coroutine main runs alone on an idle worker, as without
+ * tasks; while such a job waits, one worker takes no more tasks (dispatch.c). */
 #include <stdio.h>
 #include <string.h>
 
