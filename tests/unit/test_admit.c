@@ -1,10 +1,12 @@
 /* test_admit.c -- the rule a complete execution request passes before it is a job
  * (master/admit.c), the same for HTTP and `pyrt run`. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <string.h>
 

@@ -1,9 +1,11 @@
 /* test_backoff.c -- restart storms and the back-off between worker starts. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>

@@ -1,9 +1,11 @@
 /* test_body.c -- the streaming check of an execution body (JSON object + timeout). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <math.h>
 #include <stdbool.h>

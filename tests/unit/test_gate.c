@@ -1,10 +1,12 @@
 /* test_gate.c -- the slots on which a worker and the master settle who decides a
  * prefetched execution (proto/gate.h): each seq is decided once, by one side. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <string.h>
 #include <sys/mman.h>

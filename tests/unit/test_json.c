@@ -1,9 +1,11 @@
 /* test_json.c -- JSON string escaping and the master's error bodies. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <math.h>
 #include <stdio.h>

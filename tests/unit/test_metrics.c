@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
 #include <cmocka.h>
 
 #include "common/buf.h"

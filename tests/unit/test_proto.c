@@ -1,9 +1,11 @@
 /* test_proto.c -- frame header encoding, payload writer/reader, streaming decoder. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <string.h>
 

@@ -1,9 +1,11 @@
 /* test_reqid.c -- request id validation and generation. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>

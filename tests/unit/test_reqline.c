@@ -1,10 +1,12 @@
 /* test_reqline.c -- the request-line check that stands in for http-parser's strict mode. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include "master/reqline.h"
 

@@ -1,9 +1,11 @@
 /* test_result.c -- a worker's RESULT frame, checked before it reaches a client. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <string.h>
 

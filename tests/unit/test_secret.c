@@ -1,9 +1,11 @@
 /* test_secret.c -- the INTERNAL_RUNTIME_KEY: taking it and comparing against it. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <stdbool.h>
 #include <stdlib.h>

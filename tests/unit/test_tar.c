@@ -1,10 +1,12 @@
 /* test_tar.c -- the function archive: the symlink check, pack/extract round trips on a
  * temporary folder, and each kind of member that extraction must refuse. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first: its own block, so that it stays last. */
+#include <cmocka.h>
 
 #include <archive.h>
 #include <archive_entry.h>
