@@ -301,24 +301,14 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
     proto_text_t frame;
     if (proto_get_text(f->payload, f->length, &frame) < 0 || frame.stream > EXECLOG_ERRORS)
         return -1;
-    uint32_t seq = frame.seq, stream = frame.stream, len = frame.len;
+    uint32_t stream = frame.stream, len = frame.len;
     const uint8_t *text = frame.text;
-    job_t *job = w->job && seq == w->seq_running ? w->job : NULL;
-    size_t *bytes = &w->output_bytes;
-    task_t *task = job || !w->tasks_mode ? NULL : tasks_find(w, seq);
-    /* The id its line goes under in pyrt's log, when not in a log file: a task's own
-     * (also once answered); in tasks mode an unknown seq is nobody's. */
-    const char *id = w->last_id[0] ? w->last_id : "-";
-    if (task) {
-        job = task->job;
-        bytes = &task->output_bytes;
-        id = task->id;
-    } else if (w->tasks_mode && !job) {
-        id = "unattributed";
-    }
-    if (*bytes >= OUTPUT_CAP_PER_EXEC)
+    frame_owner_t o;
+    tasks_frame_owner(w, frame.seq, &o);
+    if (*o.bytes >= OUTPUT_CAP_PER_EXEC)
         return 0; /* the cap is logged by output.c */
-    *bytes += len;
+    *o.bytes += len;
+    job_t *job = o.job;
     if (job && w->state == W_BUSY && job->contract == CONTRACT_V5 && job->log.id[0]) {
         execlog_line(&job->log, (execlog_stream_t)stream, (const char *)text, len);
         return 0;
@@ -329,7 +319,7 @@ static int handle_log(worker_t *w, const proto_frame_t *f)
         pool.output_sink(name, (const char *)text, cut);
         return 0;
     }
-    log_output("worker", w->pid, id, name, (const char *)text, cut);
+    log_output("worker", w->pid, o.id, name, (const char *)text, cut);
     return 0;
 }
 

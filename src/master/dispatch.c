@@ -83,7 +83,8 @@ void dispatch(void)
     worker_t *w;
     /* A worker kept from tasks for a job that must run alone is free again once no such
      * job heads the queue (it left: answered at its deadline, its client gone). */
-    if (pool.queue.length == 0 || tasks_known_async(pool.queue.head->target))
+    if (pool.config->async_slots > 1 &&
+        (pool.queue.length == 0 || tasks_known_async(pool.queue.head->target)))
         for (w = pool.workers; w; w = w->next)
             w->reserved = false;
     /* In order: a job whose function has a coroutine main goes as a task where there is

@@ -410,6 +410,18 @@ void tasks_deadline(worker_t *w, job_t *job, const char *message, const char *se
 /* The worker is gone: each task's client gets `what`. */
 void tasks_lost(worker_t *w, const char *what);
 
+/* Whose the lines of a LOG or OUTPUT frame for `seq` are: the execution running alone,
+ * a task's (also once answered: job NULL, its id kept), or, for a seq no execution has
+ * now, nobody's ("unattributed" on a worker that runs tasks, else the last id). `bytes`
+ * and `cut` are the owner's, against OUTPUT_CAP_PER_EXEC. */
+typedef struct frame_owner {
+    job_t *job;
+    const char *id;
+    size_t *bytes;
+    bool *cut;
+} frame_owner_t;
+void tasks_frame_owner(worker_t *w, uint32_t seq, frame_owner_t *out);
+
 /* An OUTPUT frame (whole lines a task printed). -1 when it is malformed. */
 int tasks_output(worker_t *w, const proto_frame_t *f);
 

@@ -252,44 +252,40 @@ int tasks_cancel_read(worker_t *w, const proto_frame_t *f)
     return 0;
 }
 
+void tasks_frame_owner(worker_t *w, uint32_t seq, frame_owner_t *out)
+{
+    task_t *t = w->job && seq == w->seq_running ? NULL : tasks_find(w, seq);
+    if (t) {
+        *out = (frame_owner_t){t->job, t->id, &t->output_bytes, &t->output_cut};
+        return;
+    }
+    *out =
+        (frame_owner_t){NULL, w->last_id[0] ? w->last_id : "-", &w->output_bytes, &w->output_cut};
+    if (w->job && seq == w->seq_running) {
+        out->job = w->job;
+        out->id = w->job->id;
+    } else if (w->tasks_mode) {
+        out->id = "unattributed"; /* a thread or task of an execution that has ended */
+    }
+}
+
 int tasks_output(worker_t *w, const proto_frame_t *f)
 {
     proto_text_t out;
     if (proto_get_text(f->payload, f->length, &out) < 0 || out.stream > PROTO_OUTPUT_STDERR)
         return -1;
-    uint32_t seq = out.seq, len = out.len;
-    const uint8_t *text = out.text;
     const char *name = out.stream == PROTO_OUTPUT_STDERR ? "stderr" : "stdout";
-    job_t *job;
-    const char *id;
-    size_t *bytes;
-    bool *cut;
-    task_t *t = tasks_find(w, seq);
-    if (t) {
-        job = t->job;
-        id = t->id;
-        bytes = &t->output_bytes;
-        cut = &t->output_cut;
-    } else if (w->job && seq == w->seq_running) {
-        job = w->job;
-        id = job->id;
-        bytes = &w->output_bytes;
-        cut = &w->output_cut;
-    } else { /* a thread or task of an execution that has ended: nobody's now */
-        job = NULL;
-        id = "unattributed";
-        bytes = &w->output_bytes;
-        cut = &w->output_cut;
-    }
+    frame_owner_t o;
+    tasks_frame_owner(w, out.seq, &o);
     /* Whole lines, as the worker cut them; a longer one goes in pieces, as from a pipe. */
-    const char *p = (const char *)text, *end = p + len;
+    const char *p = (const char *)out.text, *end = p + out.len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
         do {
             size_t piece =
                 (size_t)(stop - p) > OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX : (size_t)(stop - p);
-            output_route(w, job, id, name, bytes, cut, p, piece);
+            output_route(w, o.job, o.id, name, o.bytes, o.cut, p, piece);
             p += piece;
         } while (p < stop);
         p = nl ? nl + 1 : end;
