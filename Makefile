@@ -66,7 +66,8 @@ POOL_SRC = src/master/pool.c src/master/spawn.c src/master/channel.c src/master/
 MASTER_SRC = src/master/master.c src/master/http.c src/master/conn.c src/master/listener.c src/master/http_request.c src/master/http_answer.c src/master/body.c $(POOL_SRC) \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/uidslot.c src/master/reqid.c src/master/secret.c \
              src/master/run.c src/master/admit.c src/master/execlog.c src/master/metrics.c
-WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/channel.c src/worker/tasks.c src/worker/pyembed.c src/worker/sandbox.c
+WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/channel.c src/worker/tasks.c src/worker/pyembed.c src/worker/sandbox.c \
+             src/worker/loopwait.c
 BUILD_SRC = src/build/build.c src/tar/pack.c src/tar/extract.c src/common/proc.c
 CLI_SRC = src/main.c src/cli/cmd_serve.c src/cli/cmd_build.c src/cli/cmd_pack.c src/cli/cmd_launch.c \
           src/cli/cmd_run.c src/cli/cmd_call.c src/cli/cmd_zygote.c src/cli/exec_request.c \

@@ -26,3 +26,7 @@ def cancelled(seq: int, /) -> None:
 
 def end_execution() -> None:
     """Tasks: nothing runs now: what the executions left running is ended and reaped."""
+
+def epoll_wait(epfd: int, timeout: Optional[float], maxevents: int, /) -> List[Tuple[int, int]]:
+    """The event loop's wait (epoll_pwait2): the (fd, events) of at most maxevents fds;
+    timeout in seconds to the microsecond (None: no limit)."""

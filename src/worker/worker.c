@@ -27,6 +27,7 @@
 #include "proto/proto.h"
 #include "proto/zygote.h"
 #include "worker/channel.h"
+#include "worker/loopwait.h"
 #include "worker/pyembed.h"
 #include "worker/sandbox.h"
 #include "worker/tasks.h"
@@ -108,6 +109,7 @@ static PyObject *py_log(PyObject *self, PyObject *args)
 static PyMethodDef worker_methods[] = {
     {"log", py_log, METH_VARARGS, "Send one context.log (0) / context.error (1) line."},
     TASKS_METHODS,
+    LOOPWAIT_METHODS,
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,8 @@ The query (v5) or the payload (seed, v2) says what to do: sleep `s` seconds, pri
 log a marker `m` before and after the wait, write it to fd 1 directly (`fd`) or through
 a logging handler made at import (`logging`), block the loop with sync code, crash the
 worker, keep going when cancelled (`swallow` seconds), or talk to an echo server over
-one connection shared by every execution.
+one connection shared by every execution; or time its loop's timers (`timers` sleeps of
+`timers_s` seconds).
 """
 import asyncio
 import logging
@@ -30,6 +31,16 @@ async def _echo_line(port: int, text: str) -> str:
         return (await reader.readline()).decode().strip()
 
 
+async def _median_sleep(count: int, seconds: float) -> float:
+    """How long `asyncio.sleep(seconds)` takes on this loop, the median of `count`."""
+    took = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await asyncio.sleep(seconds)
+        took.append(time.perf_counter() - start)
+    return sorted(took)[count // 2]
+
+
 async def run(args: dict[str, Any], log: Any) -> dict[str, Any]:
     marker = str(args.get("m", ""))
     if marker:
@@ -44,6 +55,9 @@ async def run(args: dict[str, Any], log: Any) -> dict[str, Any]:
     if args.get("crash"):
         await asyncio.sleep(float(args.get("crash_after", 0.1)))
         os._exit(3)
+    timer_median = None
+    if args.get("timers"):
+        timer_median = await _median_sleep(int(args["timers"]), float(args["timers_s"]))
     echoed = None
     if args.get("echo_port"):
         echoed = await _echo_line(int(args["echo_port"]), marker)
@@ -58,7 +72,8 @@ async def run(args: dict[str, Any], log: Any) -> dict[str, Any]:
     if marker:
         print("after", marker)
         log("log-after " + marker)
-    return {"m": marker, "pid": os.getpid(), "echo": echoed}
+    return {"m": marker, "pid": os.getpid(), "echo": echoed, "timer_median": timer_median,
+            "loop": type(asyncio.get_running_loop()).__name__}
 
 
 async def main(context: Any) -> Any:
