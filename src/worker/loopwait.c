@@ -6,7 +6,10 @@
  * loop mostly waits for timers due in a fraction of a millisecond. An I/O-bound
  * function pays it on every await of a timer. epoll_pwait2 (Linux 5.11) takes a
  * timespec; on an older kernel the wait falls back to epoll_wait in milliseconds,
- * rounded up as Python does (never early: asyncio would wait again at once). */
+ * rounded up as Python does (never early: asyncio would wait again at once).
+ *
+ * The kernel may also end a timed wait up to the thread's timer slack late (50 us by
+ * default, to batch wake-ups): the loop's thread asks for 1 us. */
 #include "worker/loopwait.h"
 
 #include <errno.h>
@@ -14,13 +17,21 @@
 #include <math.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <time.h>
 
+#define LOOP_TIMER_SLACK_NS 1000
+
 static bool pwait2_missing; /* set once epoll_pwait2 is refused: epoll_wait from then on */
+static bool slack_set;      /* the loop's thread asked for LOOP_TIMER_SLACK_NS */
 
 /* epoll_pwait2, or epoll_wait in milliseconds (rounded up). `timeout` < 0: no limit. */
 static int wait_events(int epfd, struct epoll_event *events, int maxevents, double timeout)
 {
+    if (!slack_set) {
+        slack_set = true; /* once: a refusal only costs the default slack */
+        (void)prctl(PR_SET_TIMERSLACK, LOOP_TIMER_SLACK_NS, 0, 0, 0);
+    }
     if (!pwait2_missing) {
         struct timespec ts;
         const struct timespec *limit = NULL;
