@@ -215,8 +215,9 @@ def _use_tmpdir(path: str) -> None:
     the zygote (a --preload) may have made there already."""
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = path
-    tempfile = sys.modules.get("tempfile")
-    if tempfile is not None:
+    if "tempfile" in sys.modules:  # else it reads TMPDIR when first asked
+        import tempfile
+
         tempfile.tempdir = path
 
 

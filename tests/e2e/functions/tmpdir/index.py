@@ -3,8 +3,9 @@
 payload: {'write': N files to write into tempfile.gettempdir() (and a folder closed to
           its owner, mode 0, and one read-only, 0500, each holding a file),
           'tree': [folders, files each] of a bigger tree to write there,
-          'peek': a path another worker's folder: what listing it and reading
-                  'peek_file' in it gives ('ok' or the errno's name),
+          'peek': folders of other workers: what listing each, reading its file-0 and
+                  listing its parent gives ('ok' or the errno's name),
+          'sleep': seconds to sleep after writing,
           'then': 'crash' (exit at once) or 'hang' (sleep past the deadline)}
 Answers what it saw before it wrote: its folder, mode, owner and entries, the variables.
 """
@@ -57,13 +58,14 @@ def main(req, res):
         'entries': sorted(os.listdir(folder)),
         'mkstemp_in_it': os.path.dirname(tempfile.mkstemp()[1]) == folder,
     }
-    if p.get('peek'):
-        target = p['peek']
-        seen['peek_list'] = _outcome(lambda: os.listdir(target))
-        seen['peek_read'] = _outcome(
-            lambda: open(os.path.join(target, p.get('peek_file', 'file-0'))).read())
-        seen['peek_parent_list'] = _outcome(lambda: os.listdir(os.path.dirname(target)))
+    for target in p.get('peek', []):
+        seen.setdefault('peeks', {})[target] = {
+            'list': _outcome(lambda: os.listdir(target)),
+            'read': _outcome(lambda: open(os.path.join(target, 'file-0')).read()),
+            'parent_list': _outcome(lambda: os.listdir(os.path.dirname(target))),
+        }
     _write(folder, int(p.get('write', 0)), p.get('tree', [0, 0]))
+    time.sleep(float(p.get('sleep', 0)))
     if p.get('then') == 'crash':
         os._exit(3)
     if p.get('then') == 'hang':
