@@ -58,16 +58,16 @@ ifeq ($(V),)
 endif
 
 CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c src/common/num.c \
-           src/common/sysinfo.c src/common/contract.c src/proto/proto.c src/proto/zygote.c \
+           src/common/sysinfo.c src/common/contract.c src/common/rmtree.c src/proto/proto.c src/proto/zygote.c \
            src/cli/opts.c
 POOL_SRC = src/master/pool.c src/master/spawn.c src/master/channel.c src/master/tasks.c src/master/result.c \
            src/master/output.c src/master/lines.c src/master/dispatch.c src/master/deadline.c \
            src/master/backoff.c src/master/shutdown.c
 MASTER_SRC = src/master/master.c src/master/http.c src/master/conn.c src/master/listener.c src/master/http_request.c src/master/http_answer.c src/master/body.c $(POOL_SRC) \
              src/master/queue.c src/master/job.c src/master/reqline.c src/master/proctree.c src/master/uidslot.c src/master/reqid.c src/master/secret.c \
-             src/master/run.c src/master/admit.c src/master/execlog.c src/master/metrics.c
+             src/master/run.c src/master/admit.c src/master/execlog.c src/master/metrics.c src/master/tmpdirs.c
 WORKER_SRC = src/worker/zygote.c src/worker/worker.c src/worker/channel.c src/worker/tasks.c src/worker/pyembed.c src/worker/sandbox.c \
-             src/worker/loopwait.c
+             src/worker/tmpdir.c src/worker/loopwait.c
 BUILD_SRC = src/build/build.c src/tar/pack.c src/tar/extract.c src/common/proc.c
 CLI_SRC = src/main.c src/cli/cmd_serve.c src/cli/cmd_build.c src/cli/cmd_pack.c src/cli/cmd_launch.c \
           src/cli/cmd_run.c src/cli/cmd_call.c src/cli/cmd_zygote.c src/cli/exec_request.c \
@@ -79,7 +79,7 @@ EMBEDDED_PY = python/runtime/pyrt_runtime.py python/runtime/pyrt_validate.py \
               python/function_types/function_types/__init__.py
 
 UNIT_TESTS = test_proto test_opts test_secret test_reqid test_body test_json test_queue test_reqline \
-             test_gate test_result test_lines test_backoff test_metrics test_tar test_admit
+             test_gate test_result test_lines test_backoff test_metrics test_tar test_admit test_rmtree
 UNIT_TIMEOUT ?= 60
 UNIT_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
@@ -116,6 +116,7 @@ $(BUILD)/tests/test_backoff: tests/unit/test_backoff.c $(BUILD)/obj/master/backo
 $(BUILD)/tests/test_tar: tests/unit/test_tar.c $(BUILD)/obj/tar/pack.o $(BUILD)/obj/tar/extract.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/master/metrics.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_admit: tests/unit/test_admit.c $(BUILD)/obj/master/admit.o $(BUILD)/obj/master/body.o $(BUILD)/obj/master/job.o $(BUILD)/obj/master/execlog.o $(BUILD)/obj/master/reqid.o $(BUILD)/obj/common/log.o $(BUILD)/obj/common/json.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
+$(BUILD)/tests/test_rmtree: tests/unit/test_rmtree.c $(BUILD)/obj/common/rmtree.o
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) -o $@ $^ $(LIB_LDFLAGS) -lcmocka -lm

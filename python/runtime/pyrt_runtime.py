@@ -196,14 +196,30 @@ def preload() -> None:
     _load(path, os.stat(path))
 
 
-def after_fork() -> None:
-    """In each new worker: a writable HOME and TMPDIR for this user."""
+def after_fork(private_tmp: Optional[str] = None) -> None:
+    """In each new worker: a writable HOME and TMPDIR for this user. private_tmp is the
+    worker's own temporary folder (empty, 0700), when the master made one."""
     home = os.environ.get("HOME")
     if not home or not _writable_dir(home):
         os.environ["HOME"] = _private_dir("home")
+    if private_tmp:
+        _use_tmpdir(private_tmp)
+        return
     tmp = os.environ.get("TMPDIR")
     if not tmp or not _writable_dir(tmp):
         os.environ["TMPDIR"] = "/tmp" if _writable_dir("/tmp") else _private_dir("tmp")
+
+
+def _use_tmpdir(path: str) -> None:
+    """TMPDIR, and TEMP and TMP (which tempfile and other tools read when TMPDIR is
+    unset), name the worker's folder; so does tempfile's cached choice, which an import in
+    the zygote (a --preload) may have made there already."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        os.environ[name] = path
+    if "tempfile" in sys.modules:  # else it reads TMPDIR when first asked
+        import tempfile
+
+        tempfile.tempdir = path
 
 
 def _writable_dir(path: str) -> bool:

@@ -38,6 +38,8 @@ typedef struct serve_config {
     double shutdown_timeout;    /* then: seconds for what runs (0: each its own deadline) */
     const char *logs_dir;       /* v5: where {id}_logs.log and {id}_errors.log go */
     const char *telemetry_file; /* v5: what GET /__opr/timings answers */
+    const char *worker_tmp_dir; /* set by master_run: the per-server folder of the workers'
+                                   private TMPDIRs (master/tmpdirs.h); NULL: none */
 } serve_config_t;
 
 #endif

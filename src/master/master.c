@@ -27,6 +27,7 @@
 #include "master/pool.h"
 #include "master/reqid.h"
 #include "master/secret.h"
+#include "master/tmpdirs.h"
 
 static uv_loop_t *loop;
 static const serve_config_t *config;
@@ -268,8 +269,11 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
 
     metrics_init(cfg->max_timeout, PYRT_VERSION, PYRT_PYTHON_VERSION, contract_name(cfg->contract));
     pool_on_ready(on_ready);
-    if (pool_start(loop, cfg, zygote_env, err, errlen) < 0)
+    cfg->worker_tmp_dir = tmpdirs_create(cfg);
+    if (pool_start(loop, cfg, zygote_env, err, errlen) < 0) {
+        tmpdirs_remove();
         return -1;
+    }
     /* The zygote is exec'd: from here on, lines may wait for the loop's next turn. */
     /* Each returns 0 on Unix: they only fill and queue the handle. */
     (void)uv_check_init(loop, &log_flusher);
@@ -285,5 +289,8 @@ int master_run(serve_config_t *cfg, char *err, size_t errlen)
     (void)uv_run(loop, UV_RUN_DEFAULT); /* returns once every handle has closed */
     log_set_batching(0);
     (void)uv_loop_close(loop);
+    /* Only now, with nothing served and every worker gone: a big tree delays the exit,
+     * never an answer. */
+    tmpdirs_remove();
     return 0;
 }

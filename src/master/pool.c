@@ -489,6 +489,7 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
         .user = cfg->user,
         .preload = cfg->preload,
         .worker_uid_base = cfg->worker_uid_base > 0 ? cfg->worker_uid_base : 0,
+        .tmp_dir = cfg->worker_tmp_dir,
     };
     uidslot_init(args.worker_uid_base, uidslot_count(cfg->workers));
     pool.zygote.argv = zygote_args_argv(&args);

@@ -6,7 +6,7 @@
 #include "common/buf.h"
 #include "common/xalloc.h"
 
-#define ZYGOTE_ARGV_MAX 16
+#define ZYGOTE_ARGV_MAX 24 /* room for every option, and a few to come */
 
 static char *option(const char *name, const char *value)
 {
@@ -41,6 +41,8 @@ char **zygote_args_argv(const zygote_args_t *a)
         snprintf(num, sizeof(num), "%ld", a->worker_uid_base);
         argv[n++] = option(ZYGOTE_OPT_WORKER_UID_BASE, num);
     }
+    if (a->tmp_dir)
+        argv[n++] = option(ZYGOTE_OPT_TMP_DIR, a->tmp_dir);
     if (a->preload)
         argv[n++] = xstrdup("--" ZYGOTE_OPT_PRELOAD);
     argv[n] = NULL;

@@ -38,6 +38,12 @@ enum spawn_fd {
 #define ZYGOTE_OPT_USER "user"             /* the one workers run as */
 #define ZYGOTE_OPT_PRELOAD "preload"       /* a flag: import the entry point in the zygote */
 #define ZYGOTE_OPT_WORKER_UID_BASE "worker-uid-base" /* each worker a uid above it; 0: none */
+#define ZYGOTE_OPT_TMP_DIR "tmp-dir" /* the per-server folder of the workers' TMPDIRs */
+
+/* In the per-server folder (master/tmpdirs.c), each worker's private TMPDIR is, with a
+ * uid of its own, the folder named by that uid (made by the master, emptied by the
+ * worker); else a folder the worker makes in TMPDIR_SHARED_NAME (worker/tmpdir.c). */
+#define TMPDIR_SHARED_NAME "shared"
 
 typedef struct zygote_args {
     const char *code_dir;
@@ -51,6 +57,7 @@ typedef struct zygote_args {
     const char *user; /* NULL: the master's */
     bool preload;
     long worker_uid_base; /* 0: workers keep the zygote's uid */
+    const char *tmp_dir;  /* NULL: workers keep the inherited TMPDIR */
 } zygote_args_t;
 
 /* The argv of `pyrt __zygote` for these arguments, NULL-terminated; the caller owns the

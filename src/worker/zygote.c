@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -38,6 +39,7 @@
 #include "proto/zygote.h"
 #include "worker/pyembed.h"
 #include "worker/sandbox.h"
+#include "worker/tmpdir.h"
 #include "worker/worker.h"
 #include "worker/zygote.h"
 
@@ -153,6 +155,13 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid)
     /* A new uid cleared the parent-death signal. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
         _exit(1);
+    /* As the worker's uid, before any user code: the folder holds nothing of another's. */
+    char tmp[PATH_MAX] = "";
+    if (zc.a.tmp_dir && worker_tmpdir_prepare(zc.a.tmp_dir, uid, tmp, sizeof(tmp), err,
+                                              sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "cannot prepare the worker's private TMPDIR: %s", err);
+        _exit(WORKER_EXIT_SANDBOX);
+    }
     if (zc.a.max_body)
         worker_limit_body(zc.a.max_body);
     if (worker_limit_memory(zc.a.max_memory_mib) != 0) {
@@ -160,7 +169,8 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid)
                 strerror(errno));
         _exit(WORKER_EXIT_MEMORY_SETUP);
     }
-    if (pyembed_call("after_fork", 0, NULL) < 0)
+    const char *after_fork_args[] = {tmp[0] ? tmp : NULL};
+    if (pyembed_call("after_fork", 1, after_fork_args) < 0)
         _exit(WORKER_EXIT_AFTER_FORK);
     worker_run(WORKER_CHANNEL_FD, gate);
 }
