@@ -198,10 +198,12 @@ def preload() -> None:
 
 def after_fork(private_tmp: Optional[str] = None) -> None:
     """In each new worker: a writable HOME and TMPDIR for this user. private_tmp is the
-    worker's own temporary folder (empty, 0700), when the master made one."""
+    worker's own temporary folder (empty, 0700), when the master made one: it is HOME
+    too when the server's is not writable, so that nothing a function leaves in HOME
+    (a .netrc, a cache) reaches the next worker or the next server with that uid."""
     home = os.environ.get("HOME")
     if not home or not _writable_dir(home):
-        os.environ["HOME"] = _private_dir("home")
+        os.environ["HOME"] = private_tmp or _private_dir("home")
     if private_tmp:
         _use_tmpdir(private_tmp)
         return

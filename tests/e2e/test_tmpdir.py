@@ -70,6 +70,18 @@ def test_gettempdir_is_private(config_server: tuple[str, Server]) -> None:
         assert Path(folder).parent.name == "shared", folder
 
 
+def test_home_falls_back_to_it(config_server: tuple[str, Server]) -> None:
+    """The server's HOME (root's: this test's) is not writable by a worker uid or nobody:
+    HOME is then the worker's private folder, emptied with it, not a /tmp/pyrt-UID/home
+    that every worker and later server with that uid would share."""
+    config, server = config_server
+    body = probe(server)
+    if config == "shared":  # the workers are root: the server's HOME is theirs
+        assert body["home"] == os.environ["HOME"], body
+    else:
+        assert body["home"] == body["gettempdir"], body
+
+
 def test_a_sibling_cannot_enter_it(config_server: tuple[str, Server]) -> None:
     """With a uid per worker: a sibling can neither list nor read a worker's folder,
     nor list the per-server folder to find the others."""

@@ -53,6 +53,7 @@ def main(req, res):
         'uid': os.getuid(),
         'gettempdir': folder,
         'env': {k: os.environ.get(k) for k in ('TMPDIR', 'TEMP', 'TMP')},
+        'home': os.environ.get('HOME'),
         'mode': stat.S_IMODE(st.st_mode),
         'owner': st.st_uid,
         'entries': sorted(os.listdir(folder)),
