@@ -23,6 +23,7 @@ int cmd_zygote(int argc, char **argv)
         {ZYGOTE_OPT_WORKER_UID_BASE, 0, OPT_LONG, &a.worker_uid_base, NULL, 0, 1L << 31, NULL,
          NULL},
         {ZYGOTE_OPT_PRELOAD, 0, OPT_FLAG, &a.preload, NULL, 0, 0, NULL, NULL},
+        {ZYGOTE_OPT_WORKER_NAMESPACES, 0, OPT_FLAG, &a.worker_namespaces, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_CONTRACT, 0, OPT_STRING, &a.contract, NULL, 0, 0, NULL, NULL},
         {0},
     };

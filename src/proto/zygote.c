@@ -6,7 +6,7 @@
 #include "common/buf.h"
 #include "common/xalloc.h"
 
-#define ZYGOTE_ARGV_MAX 16
+#define ZYGOTE_ARGV_MAX 24
 
 static char *option(const char *name, const char *value)
 {
@@ -43,6 +43,8 @@ char **zygote_args_argv(const zygote_args_t *a)
     }
     if (a->preload)
         argv[n++] = xstrdup("--" ZYGOTE_OPT_PRELOAD);
+    if (a->worker_namespaces)
+        argv[n++] = xstrdup("--" ZYGOTE_OPT_WORKER_NAMESPACES);
     argv[n] = NULL;
     return argv;
 }
