@@ -6,7 +6,8 @@
  * master/uidslot.c, and sends it with SPAWN). A worker then cannot signal, prlimit,
  * ptrace or read /proc of the master (root), the zygote (another uid) or a sibling
  * (another uid), and everything it starts carries its uid, so that one kill(-1) from
- * that uid ends all of it, atomically. Without root, workers share the master's uid:
+ * that uid ends all of it, atomically. Without root (or with --worker-uid-base 0),
+ * workers share one uid, and namespaces keep them apart where the kernel allows (below):
  * see docs/operating.md for what holds then. */
 #ifndef PYRT_SANDBOX_H
 #define PYRT_SANDBOX_H

@@ -8,8 +8,10 @@ uid part off: workers share root's uid, without capabilities), and pyrt started
 unprivileged (workers share its uid). Where workers share a uid, each is cloned into a
 user and a PID namespace of its own (this machine allows it): PID 1 there, it has no
 pid to name the master, the zygote or a sibling by. "shared-off" and "unprivileged-off"
-are the same with that turned off (--no-worker-namespaces, PYRT_NO_WORKER_NAMESPACES):
-what holds there is less, see docs/operating.md.
+are the same with that turned off (--no-worker-namespaces, PYRT_NO_WORKER_NAMESPACES),
+and "refused" is root with --worker-uid-base 0 where the kernel refuses new user
+namespaces (as a default Docker/podman seccomp profile does): pyrt started in a user
+namespace whose max_user_namespaces is 0. What holds there is less: docs/operating.md.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def start(factory: ServerFactory, config: str, unprivileged: Path, workers: int 
     args = ["--workers", str(workers)]
     if config == "nobody":
         args += ["--user", "nobody"]
-    if config.startswith("shared"):
+    if config.startswith("shared") or config == "refused":
         args += ["--worker-uid-base", "0"]
     if config == "shared-off":
         args += ["--no-worker-namespaces"]
@@ -75,13 +77,19 @@ def start(factory: ServerFactory, config: str, unprivileged: Path, workers: int 
         # setpriv, then sh execs the reachable copy in place of build/pyrt ($1).
         prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                   "--", "/bin/sh", "-c", f'shift; exec "{unprivileged}" "$@"', "sh"]
+    if config == "refused":
+        # Root of a user namespace below which the kernel makes none (ENOSPC).
+        prefix = ["unshare", "--user", "--map-root-user", "--", "/bin/sh", "-c",
+                  'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh"]
     return factory(args, prefix=prefix, env=env)
 
 
-CONFIGS = ["root", "nobody", "shared", "unprivileged", "shared-off", "unprivileged-off"]
+CONFIGS = ["root", "nobody", "shared", "unprivileged", "shared-off", "unprivileged-off",
+           "refused"]
 OWN_UID = {"root", "nobody"}  # the configurations where each worker has a uid of its own
 OWN_NS = {"shared", "unprivileged"}  # where each has a user and a PID namespace instead
 APART = OWN_UID | OWN_NS  # where no worker can reach another process of the server
+SHARED_ROOT = {"shared", "shared-off", "refused"}  # workers run as root's uid
 SANDBOX_PID_MAX = 556  # worker/sandbox.h: a worker's PID namespace's pid_max
 PID_MAX_PER_NS = tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 14)
 
@@ -124,7 +132,7 @@ def test_no_packet_socket(config_server: tuple[str, Server]) -> None:
 
 def test_code_dir_read_only(config_server: tuple[str, Server]) -> None:
     config, server = config_server
-    if config.startswith("shared"):
+    if config in SHARED_ROOT:
         pytest.skip("root without capabilities still owns the root-owned code folder")
     assert attack(server, [])["code_dir_write"] in DENIED
 
@@ -193,7 +201,9 @@ def test_each_worker_pid_1_of_its_own_namespaces(config_server: tuple[str, Serve
             assert body["pid_max"] == str(SANDBOX_PID_MAX), body
     else:
         assert body["pid"] == body["host_pid"], body
-        assert "workers: no namespaces of their own (--no-worker-namespaces)" in log, log
+        why = ("clone(CLONE_NEWUSER | CLONE_NEWPID): No space left on device"
+               if config == "refused" else "--no-worker-namespaces")
+        assert log.count(f"workers: no namespaces of their own ({why})") == 1, log
         assert "own user+PID namespace" not in log
     # Whatever logs as a worker names it by the pid the master knows, never 1.
     assert all(ln.pid > 1 for ln in server.log_lines() if ln.role == "worker")
@@ -205,7 +215,7 @@ def test_sandbox_off_signals_allowed(config_server: tuple[str, Server]) -> None:
     zygote, and open a pidfd of each; /proc/PID/environ and ptrace of the non-dumpable
     master stay refused."""
     config, server = config_server
-    if config not in ("shared-off", "unprivileged-off"):
+    if config not in ("shared-off", "unprivileged-off", "refused"):
         pytest.skip("only where workers share a uid without namespaces")
     zygote, _ = server_processes(server)
     body = attack(server, [server.pid, zygote])
@@ -260,7 +270,7 @@ def test_shared_uid_still_has_no_capabilities_to_reach_root(
     """The sandbox-off path: as root without --worker-uid-base, user code keeps root's
     uid but no capability: ptrace and /proc of the (non-dumpable) master are refused."""
     config, server = config_server
-    if not config.startswith("shared"):
+    if config not in SHARED_ROOT:
         pytest.skip("only the shared-uid path")
     body = attack(server, [server.pid])
     outcome = body["targets"][str(server.pid)]
