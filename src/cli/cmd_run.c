@@ -72,6 +72,8 @@ int cmd_run(int argc, char **argv)
         .idle_timeout = 75,
         .max_connections = 1,
         .log_level = "warn",
+        /* One execution of one's own code, run by hand: it sees its real pid. */
+        .no_worker_namespaces = true,
     };
     exec_request_t req = {0};
     const char *entrypoint = NULL;

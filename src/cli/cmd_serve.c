@@ -252,6 +252,10 @@ int cmd_serve(int argc, char **argv)
          "UID",
          "started as root: workers get uids UID+1.. (2 per --workers, plus 2; default: the "
          "first free range from 50000; 0: all share one)"},
+        {"no-worker-namespaces", 0, OPT_FLAG, &cfg.no_worker_namespaces,
+         "PYRT_NO_WORKER_NAMESPACES", 0, 0, NULL,
+         "workers that share a uid get no user and PID namespace each (default: they do, "
+         "where the kernel allows it)"},
         {"log-format", 0, OPT_STRING, &cfg.log_format, "PYRT_LOG_FORMAT", 0, 0, "FORMAT",
          "text or json: one JSON object per line (default: text on a terminal, else json)"},
         {"no-metrics", 0, OPT_FLAG, &cfg.no_metrics, "PYRT_NO_METRICS", 0, 0, NULL,

@@ -24,6 +24,7 @@ int cmd_zygote(int argc, char **argv)
          NULL},
         {ZYGOTE_OPT_TMP_DIR, 0, OPT_STRING, &a.tmp_dir, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_PRELOAD, 0, OPT_FLAG, &a.preload, NULL, 0, 0, NULL, NULL},
+        {ZYGOTE_OPT_WORKER_NAMESPACES, 0, OPT_FLAG, &a.worker_namespaces, NULL, 0, 0, NULL, NULL},
         {ZYGOTE_OPT_CONTRACT, 0, OPT_STRING, &a.contract, NULL, 0, 0, NULL, NULL},
         {0},
     };

@@ -26,6 +26,11 @@ void log_init(const char *role, log_level_t min_level)
     log_min_level = min_level;
 }
 
+void log_set_pid(pid_t pid)
+{
+    log_pid = pid;
+}
+
 void log_set_format(log_format_t format)
 {
     log_format = format;

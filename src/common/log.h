@@ -25,6 +25,9 @@ typedef enum log_level {
 extern log_level_t log_min_level;
 
 void log_init(const char *role, log_level_t min_level);
+/* The pid each line carries from now on, in place of getpid(): a worker that is PID 1 of
+ * its own namespace logs the pid the master knows it by. */
+void log_set_pid(pid_t pid);
 const char *log_level_name(log_level_t level);
 int log_level_parse(const char *name, log_level_t *out);
 

@@ -24,9 +24,11 @@ typedef struct serve_config {
     double idle_timeout;
     long max_connections;
     bool preload;
-    const char *user;     /* NULL: the invoking user */
-    long worker_uid_base; /* root: workers get uids above it (master/uidslot.h); 0: they
-                             share the zygote's; -1: serve_config_finish decides */
+    const char *user;          /* NULL: the invoking user */
+    long worker_uid_base;      /* root: workers get uids above it (master/uidslot.h); 0: they
+                                  share the zygote's; -1: serve_config_finish decides */
+    bool no_worker_namespaces; /* --no-worker-namespaces: workers that share a uid get no
+                                  user and PID namespace of their own */
     const char *log_level;
     const char *log_format;     /* text or json (NULL: text on a terminal, else json) */
     bool no_metrics;            /* --no-metrics: no GET /__metrics */

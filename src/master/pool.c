@@ -144,14 +144,15 @@ void worker_release(worker_t *w)
 }
 
 /* Everything the worker runs, the worker included: with a uid of its own, at once
- * (uidslot_kill); else by a walk of its process tree. */
+ * (uidslot_kill); in a PID namespace of its own, at once too (its PID 1 dies, and the
+ * kernel kills the rest); else by a walk of its process tree. */
 static void kill_worker_processes(worker_t *w)
 {
     if (w->uid != 0 && uidslot_kill(w->uid) != 0)
         log_msg(LOG_ERROR, "cannot kill the processes of worker uid %u: %s", (unsigned)w->uid,
                 strerror(errno));
     if (w->pid > 0 && !w->exited) {
-        if (w->uid != 0)
+        if (w->uid != 0 || w->own_ns)
             (void)kill(w->pid, SIGKILL);
         else
             proctree_kill_async(w->pid);
@@ -261,10 +262,14 @@ void worker_exited(worker_t *w, int status)
     if (w->uid != 0 && uidslot_kill(w->uid) != 0)
         log_msg(LOG_ERROR, "cannot kill what worker uid %u left: %s", (unsigned)w->uid,
                 strerror(errno));
+    /* Nothing in a PID namespace is ever handed to us: its PID 1 took every orphan, and
+     * the kernel killed them all when it died. */
+    bool orphans_possible = !w->own_ns;
     worker_release(w);
     pool_maintain();
     /* After the replacement's spawn: the walk of /proc takes milliseconds. */
-    kill_orphans();
+    if (orphans_possible)
+        kill_orphans();
 }
 
 /* ------------------------------------------------------- supervision ---- */
@@ -490,7 +495,13 @@ int pool_start(uv_loop_t *loop, const serve_config_t *cfg, char **envp, char *er
         .preload = cfg->preload,
         .worker_uid_base = cfg->worker_uid_base > 0 ? cfg->worker_uid_base : 0,
         .tmp_dir = cfg->worker_tmp_dir,
+        /* A uid each keeps workers apart already; shared, namespaces do it. */
+        .worker_namespaces = cfg->worker_uid_base <= 0 && !cfg->no_worker_namespaces,
     };
+    pool.zygote.namespaces_said = -1;
+    if (cfg->worker_uid_base <= 0 && cfg->no_worker_namespaces)
+        log_msg(LOG_INFO, "workers: no namespaces of their own (--no-worker-namespaces): they "
+                          "can signal the master, the zygote and each other");
     uidslot_init(args.worker_uid_base, uidslot_count(cfg->workers));
     pool.zygote.argv = zygote_args_argv(&args);
     pool.zygote.env = envp;

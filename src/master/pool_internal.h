@@ -174,6 +174,8 @@ struct worker {
     unsigned id; /* the SPAWN's: how the zygote's SPAWNED names it */
     pid_t pid;   /* 0 until SPAWNED */
     uid_t uid;   /* its own (uidslot.h), released by worker_free(); 0: the zygote's */
+    bool own_ns; /* in a user and PID namespace of its own (SPAWNED said): killing it
+                    kills everything it started */
     enum worker_state state;
     uv_pipe_t chan;
     uv_timer_t timer; /* the grace after its channel's EOF */
@@ -229,6 +231,8 @@ typedef struct zygote {
     uv_timer_t spawn_timer;  /* spawn_watch(): SPAWN_TIMEOUT_MS without progress */
     char **argv;             /* built once by pool_start(), kept for every restart (never freed) */
     char **env;              /* the caller's (pool_start) */
+    int namespaces_said;     /* what the log said of worker namespaces: -1 nothing yet, 0
+                                off, 1 on (a new zygote's READY is logged if it differs) */
 } zygote_t;
 
 typedef struct pool_state {

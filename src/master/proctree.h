@@ -1,12 +1,12 @@
 /* proctree.h -- killing a worker together with every process it started, when it has
- * no uid of its own (else master/uidslot.h does it at once).
+ * neither a uid of its own (else master/uidslot.h does it at once) nor a PID namespace of
+ * its own (else its death kills the namespace: worker/sandbox.h) -- where the kernel
+ * refuses user namespaces, or --no-worker-namespaces.
  *
  * A process group is not enough (setsid leaves it). Each worker is a child subreaper,
  * so everything its executions start stays below it, however it detaches; this walks
  * /proc for that tree, stopping it first (a stopped process cannot fork) and then
- * killing it. (A PID namespace per worker would let the kernel do it, but makes the
- * worker PID 1, which ignores the signals it sends itself, and shows user code PIDs
- * that mean nothing outside: not what a function's author expects.) */
+ * killing it. */
 #ifndef PYRT_PROCTREE_H
 #define PYRT_PROCTREE_H
 

@@ -220,6 +220,7 @@ static void on_spawned(const proto_frame_t *f)
     pid_t pid = (pid_t)proto_get_u32(&r);
     uint32_t elen;
     const uint8_t *error = proto_get_bytes(&r, &elen);
+    uint32_t flags = proto_get_u32(&r);
     worker_t *w = NULL;
     spawn_answered();
     for (worker_t *x = pool.workers; x; x = x->next)
@@ -240,6 +241,7 @@ static void on_spawned(const proto_frame_t *f)
         return;
     }
     w->pid = pid;
+    w->own_ns = (flags & ZYGOTE_FLAG_NAMESPACES) != 0;
     if (w->state == W_DYING && !w->exited)
         (void)kill(pid, SIGKILL); /* killed while being spawned */
     for (unsigned i = 0; i < UNCLAIMED_MAX; i++) {
@@ -263,6 +265,36 @@ static void on_spawned(const proto_frame_t *f)
 
 /* -------------------------------------------------------------- zygote ---- */
 
+/* ZYGOTE_READY: whether its workers get namespaces of their own, logged when it is news
+ * (the first zygote, or one that differs from the last). */
+static void on_zygote_ready(const proto_frame_t *f)
+{
+    zygote_t *z = &pool.zygote;
+    proto_reader_t r;
+    proto_reader_init(&r, f->payload, f->length);
+    uint32_t flags = proto_get_u32(&r);
+    uint32_t wlen;
+    const uint8_t *why = proto_get_bytes(&r, &wlen);
+    if (r.error) {
+        log_msg(LOG_ALERT, "zygote sent a malformed ZYGOTE_READY (%u bytes)", f->length);
+        return;
+    }
+    int on = (flags & ZYGOTE_FLAG_NAMESPACES) != 0;
+    if (wlen > 0 && on != z->namespaces_said)
+        log_msg(LOG_WARN,
+                "workers: no namespaces of their own (%.*s): they can signal the master, the "
+                "zygote and each other (docs/operating.md, \"The sandbox\")",
+                (int)wlen, (const char *)why);
+    else if (on && on != z->namespaces_said)
+        log_msg(LOG_INFO, "workers: own user+PID namespace each");
+    if (on || wlen > 0)
+        z->namespaces_said = on;
+    z->ready = true;
+    z->failures = 0;
+    z->last_error[0] = '\0';
+    log_msg(LOG_INFO, "zygote %d ready", (int)z->pid);
+}
+
 static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     zygote_t *z = &pool.zygote;
@@ -271,10 +303,7 @@ static void on_zygote_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         proto_frame_t f;
         while (proto_decoder_next(&z->dec, &f) == 1) {
             if (f.type == PROTO_MSG_ZYGOTE_READY) {
-                z->ready = true;
-                z->failures = 0;
-                z->last_error[0] = '\0';
-                log_msg(LOG_INFO, "zygote %d ready", (int)z->pid);
+                on_zygote_ready(&f);
             } else if (f.type == PROTO_MSG_SPAWNED) {
                 on_spawned(&f);
             } else {

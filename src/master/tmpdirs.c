@@ -107,7 +107,8 @@ void tmpdirs_remove(void)
 {
     if (base_path == NULL)
         return;
-    char *slash = strrchr(base_path, '/'); /* there is one: the path is parent/pyrt-workers-XXXXXX */
+    char *slash =
+        strrchr(base_path, '/'); /* there is one: the path is parent/pyrt-workers-XXXXXX */
     *slash = '\0';
     int parent = open(*base_path ? base_path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     *slash = '/';

@@ -9,12 +9,14 @@
  * Integers are little-endian. A payload is a sequence of fields: u32 integers and byte
  * strings (a u32 length, then the bytes). Which fields a type carries:
  *
- *   ZYGOTE_READY  zygote -> master   (empty)
+ *   ZYGOTE_READY  zygote -> master   u32 flags (ZYGOTE_FLAG_NAMESPACES: its workers get
+ *                                    namespaces), bytes why they do not (when asked)
  *   SPAWN         master -> zygote   u32 worker id, u32 uid (0: the zygote's); 4 fds
  *                                    ride along (SCM_RIGHTS):
  *                                    the worker's channel, its stdout and stderr pipes,
  *                                    and its gate page (gate.h)
- *   SPAWNED       zygote -> master   u32 worker id, u32 pid (or 0), bytes error
+ *   SPAWNED       zygote -> master   u32 worker id, u32 pid (or 0), bytes error, u32 flags
+ *                                    (ZYGOTE_FLAG_NAMESPACES: this worker has them)
  *   READY         worker -> master   u32 pid (as the master sees it)
  *   CALL          master -> worker   bytes request id, u32 timeout in ms, u32 seq,
  *                                    u32 call flags, then the raw JSON body: the rest

@@ -45,6 +45,8 @@ char **zygote_args_argv(const zygote_args_t *a)
         argv[n++] = option(ZYGOTE_OPT_TMP_DIR, a->tmp_dir);
     if (a->preload)
         argv[n++] = xstrdup("--" ZYGOTE_OPT_PRELOAD);
+    if (a->worker_namespaces)
+        argv[n++] = xstrdup("--" ZYGOTE_OPT_WORKER_NAMESPACES);
     argv[n] = NULL;
     return argv;
 }

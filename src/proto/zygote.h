@@ -39,6 +39,9 @@ enum spawn_fd {
 #define ZYGOTE_OPT_PRELOAD "preload"       /* a flag: import the entry point in the zygote */
 #define ZYGOTE_OPT_WORKER_UID_BASE "worker-uid-base" /* each worker a uid above it; 0: none */
 #define ZYGOTE_OPT_TMP_DIR "tmp-dir" /* the per-server folder of the workers' TMPDIRs */
+#define ZYGOTE_OPT_WORKER_NAMESPACES                                                               \
+    "worker-namespaces" /* a flag: each worker its own user                                        \
+                            and PID namespace, if allowed */
 
 /* In the per-server folder (master/tmpdirs.c), each worker's private TMPDIR is, with a
  * uid of its own, the folder named by that uid (made by the master, emptied by the
@@ -56,9 +59,14 @@ typedef struct zygote_args {
     const char *contract;
     const char *user; /* NULL: the master's */
     bool preload;
-    long worker_uid_base; /* 0: workers keep the zygote's uid */
-    const char *tmp_dir;  /* NULL: workers keep the inherited TMPDIR */
+    long worker_uid_base;   /* 0: workers keep the zygote's uid */
+    const char *tmp_dir;    /* NULL: workers keep the inherited TMPDIR */
+    bool worker_namespaces; /* clone each worker into namespaces of its own (worker/sandbox.h) */
 } zygote_args_t;
+
+/* ZYGOTE_READY's u32 and SPAWNED's u32 flags (proto.h): workers (this one) run in a user
+ * and a PID namespace of their own. */
+#define ZYGOTE_FLAG_NAMESPACES 1u
 
 /* The argv of `pyrt __zygote` for these arguments, NULL-terminated; the caller owns the
  * array and each string. */

@@ -8,7 +8,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +26,8 @@
 #define CAP_LAST_POSSIBLE 63 /* PR_CAPBSET_DROP says EINVAL past the kernel's last */
 #define REAP_WAIT_MS 2000    /* SIGKILLed processes exit within this, or are left */
 
-static uid_t own_uid; /* the worker's own uid (sandbox_worker), 0: it shares one */
+static uid_t own_uid;   /* the worker's own uid (sandbox_worker), 0: it shares one */
+static bool own_pid_ns; /* the worker is PID 1 of a namespace of its own */
 
 /* The capability sets: effective and permitted to `keep` (bits of the first 32
  * capabilities), inheritable empty. -1 with errno. */
@@ -184,10 +187,134 @@ static long now_ms(void)
     return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Writes `text` to the file at `path` (a /proc control file: one write). 0, or -1 with
+ * errno. */
+static int write_control(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int saved = errno;
+    (void)close(fd);
+    if (n == (ssize_t)len)
+        return 0;
+    errno = n < 0 ? saved : EIO;
+    return -1;
+}
+
+/* The one line "ID ID 1" of a uid_map or gid_map: the id maps to itself, and nothing
+ * else is mapped. */
+static int map_one_id(const char *file, unsigned id, char *err, size_t errlen)
+{
+    char line[64], path[64];
+    snprintf(line, sizeof(line), "%u %u 1\n", id, id);
+    snprintf(path, sizeof(path), "/proc/self/%s", file);
+    if (write_control(path, line) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot map id %u in %s: %s", id, path, strerror(errno));
+    return -1;
+}
+
+int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, char *err, size_t errlen)
+{
+    /* Its process group was the zygote's: kill(0, sig) would reach the zygote and every
+     * sibling, whatever their namespace. */
+    if (setsid() < 0) {
+        snprintf(err, errlen, "setsid: %s", strerror(errno));
+        return -1;
+    }
+    if (write_control("/proc/self/setgroups", "deny") != 0) {
+        snprintf(err, errlen, "cannot write /proc/self/setgroups: %s", strerror(errno));
+        return -1;
+    }
+    if (map_one_id("gid_map", (unsigned)outer_gid, err, errlen) < 0)
+        return -1;
+    /* Mapping uid 0 takes CAP_SETFCAP where the namespace was made; a zygote running as
+     * root has none. Unmapped, the uid is still root's outside (the files it owns, the
+     * processes it may signal), and shows as 65534 inside. */
+    if (map_one_id("uid_map", (unsigned)outer_uid, err, errlen) < 0 &&
+        !(outer_uid == 0 && errno == EPERM))
+        return -1;
+    if (outer_uid != 0) {
+        /* Counted in this user namespace (Linux >= 5.14): this worker's processes alone. */
+        struct rlimit nproc = {SANDBOX_NPROC_MAX, SANDBOX_NPROC_MAX};
+        if (setrlimit(RLIMIT_NPROC, &nproc) != 0) {
+            snprintf(err, errlen, "setrlimit(RLIMIT_NPROC, %d): %s", SANDBOX_NPROC_MAX,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    /* Both best effort, with the capabilities the namespace gives (gone below): a kernel
+     * before 6.14 has one pid_max for all, and a read-only /proc/sys refuses both. */
+    char pid_max[16];
+    snprintf(pid_max, sizeof(pid_max), "%d", SANDBOX_PID_MAX);
+    (void)write_control("/proc/sys/kernel/pid_max", pid_max);
+    /* User code gets no namespace of its own to hold capabilities in: the kernel code
+     * reachable that way is the largest part of what user namespaces expose. */
+    (void)write_control("/proc/sys/user/max_user_namespaces", "0");
+    /* The namespace gave a full bounding set back. */
+    if (drop_bounding_set(err, errlen) < 0)
+        return -1;
+    own_pid_ns = true;
+    return 0;
+}
+
+int sandbox_probe_namespaces(char *err, size_t errlen)
+{
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe2: %s", strerror(errno));
+        return -1;
+    }
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    /* A raw clone, as the zygote's workers are; nothing but syscalls runs in the child. */
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD), NULL,
+                       NULL, NULL, NULL);
+    if (pid == 0) {
+        (void)close(report[0]);
+        char why[256];
+        int rc = sandbox_enter_namespaces(uid, gid, why, sizeof(why));
+        if (rc == 0 && set_capabilities(0) != 0) {
+            snprintf(why, sizeof(why), "capset: %s", strerror(errno));
+            rc = -1;
+        }
+        if (rc < 0)
+            (void)!write(report[1], why, strlen(why));
+        _exit(rc < 0 ? 1 : 0);
+    }
+    int saved = errno;
+    (void)close(report[1]);
+    if (pid < 0) {
+        (void)close(report[0]);
+        snprintf(err, errlen, "clone(CLONE_NEWUSER | CLONE_NEWPID): %s", strerror(saved));
+        return -1;
+    }
+    char why[256];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(why) - 1 && ((n = read(report[0], why + got, sizeof(why) - 1 - got)) > 0 ||
+                                     (n < 0 && errno == EINTR)))
+        got += n > 0 ? (size_t)n : 0;
+    why[got] = '\0';
+    (void)close(report[0]);
+    int status;
+    pid_t waited;
+    do
+        waited = waitpid((pid_t)pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+    if (waited == (pid_t)pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    snprintf(err, errlen, "%s", got > 0 ? why : "the namespaces' test process failed");
+    return -1;
+}
+
 void sandbox_end_execution(void)
 {
-    if (own_uid != 0)
-        (void)kill(-1, SIGKILL); /* the whole uid at once: forks in flight fail */
+    if (own_uid != 0 || own_pid_ns)
+        (void)kill(-1, SIGKILL); /* the whole uid, or namespace, at once */
     long give_up = now_ms() + REAP_WAIT_MS;
     for (;;) {
         int status;
@@ -198,7 +325,9 @@ void sandbox_end_execution(void)
             continue;
         if (pid < 0 || now_ms() > give_up)
             return; /* ECHILD: nothing left */
-        if (own_uid == 0)
+        if (own_pid_ns)
+            (void)kill(-1, SIGKILL); /* PID 1: every other process of the namespace */
+        else if (own_uid == 0)
             kill_children(); /* grandchildren come to us as their parents die */
         struct timespec pause = {0, 1000000};
         (void)nanosleep(&pause, NULL);

@@ -182,7 +182,7 @@ bool worker_memory_short(void)
     return memory_mib > 0 && headroom_short();
 }
 
-void worker_run(int fd, gate_t *gate)
+void worker_run(int fd, gate_t *gate, pid_t pid)
 {
     wchan_init(fd, gate);
     PyObject *execute = PyObject_GetAttrString(pyembed_runtime(), "execute");
@@ -191,7 +191,7 @@ void worker_run(int fd, gate_t *gate)
         PyErr_Print();
         _exit(WORKER_EXIT_PROTOCOL);
     }
-    wchan_send_u32(PROTO_MSG_READY, (uint32_t)getpid());
+    wchan_send_u32(PROTO_MSG_READY, (uint32_t)pid);
 
     bool output_pending = false; /* the last RESULT was flagged OUTPUT */
     for (;;) {

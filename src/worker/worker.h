@@ -31,7 +31,8 @@ void worker_limit_tasks(void);
 bool worker_memory_short(void);
 
 /* Runs on the channel fd, with the GIL held on entry; never returns. `gate` is the
- * page shared with the master (proto/gate.h). */
-void worker_run(int chan_fd, gate_t *gate) __attribute__((noreturn));
+ * page shared with the master (proto/gate.h); `pid` the worker's as the master knows it
+ * (not getpid() in a PID namespace of its own), sent with READY. */
+void worker_run(int chan_fd, gate_t *gate, pid_t pid) __attribute__((noreturn));
 
 #endif

@@ -12,7 +12,12 @@
  * and a worker outlives a zygote crash. It is a raw clone, not glibc's fork(), so
  * pthread_atfork handlers do not run; the zygote runs no other threads, so no lock is
  * held across it, and CPython's own fork hooks are called as os.fork() calls them:
- * PyOS_BeforeFork / PyOS_AfterFork_Child / PyOS_AfterFork_Parent. */
+ * PyOS_BeforeFork / PyOS_AfterFork_Child / PyOS_AfterFork_Parent.
+ *
+ * Where workers share one uid (--worker-namespaces), the clone also makes a user and a
+ * PID namespace for each (worker/sandbox.h), if a test clone at start showed the kernel
+ * allows it. The worker is PID 1 there: it knows the pid the master knows from /proc,
+ * not getpid(), and its parent (outside) has no pid it can see. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -51,6 +56,8 @@ static struct {
     bool switch_user;
     uid_t uid;
     gid_t gid;
+    bool namespaces;         /* each worker is cloned into namespaces of its own */
+    char no_namespaces[256]; /* why not, when --worker-namespaces asked for them */
 } zc;
 
 static int send_frame(const buf_t *b)
@@ -69,6 +76,7 @@ static void send_spawned(uint32_t id, pid_t pid, const char *error)
     proto_put_u32(&b, id);
     proto_put_u32(&b, (uint32_t)(pid > 0 ? pid : 0));
     proto_put_bytes(&b, error ? error : "", error ? strlen(error) : 0);
+    proto_put_u32(&b, zc.namespaces ? ZYGOTE_FLAG_NAMESPACES : 0);
     proto_frame_end(&b, start, 0);
     if (send_frame(&b) < 0)
         _exit(0); /* the master is gone */
@@ -121,13 +129,39 @@ static int drop_privileges(char *err, size_t errlen)
     return 0;
 }
 
-static void become_worker(int fds[SPAWN_FDS], uid_t uid) __attribute__((noreturn));
-
-/* In the new worker: its own fds, its uid and no capabilities, the master as the parent
- * it dies with. */
-static void become_worker(int fds[SPAWN_FDS], uid_t uid)
+/* Whether the master is still this worker's parent. In namespaces of its own, the
+ * parent is outside them and getppid() says 0 whatever happened: a master gone before
+ * the parent-death signal was set is seen as the channel's EOF instead. */
+static bool master_is_parent(void)
 {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
+    return getppid() == (zc.namespaces ? 0 : (pid_t)zc.a.master_pid);
+}
+
+/* The worker's pid as the master knows it: /proc is the master's PID namespace's, so
+ * /proc/self names it so even from a namespace where getpid() is 1. */
+static pid_t master_visible_pid(void)
+{
+    if (!zc.namespaces)
+        return getpid();
+    char link[32];
+    ssize_t n = readlink("/proc/self", link, sizeof(link) - 1);
+    long pid = 0;
+    if (n > 0) {
+        link[n] = '\0';
+        if (num_parse_long(link, &pid) < 0)
+            pid = 0;
+    }
+    return pid > 0 ? (pid_t)pid : getpid();
+}
+
+static void become_worker(int fds[SPAWN_FDS], uid_t uid, uid_t zygote_uid, gid_t zygote_gid)
+    __attribute__((noreturn));
+
+/* In the new worker: its own fds, its uid (or namespaces) and no capabilities, the
+ * master as the parent it dies with. */
+static void become_worker(int fds[SPAWN_FDS], uid_t uid, uid_t zygote_uid, gid_t zygote_gid)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || !master_is_parent())
         _exit(1); /* the master is already gone: nobody reads this status */
     /* Whatever the execution starts stays below the worker, even a double-forked
      * daemon, so that the master can kill the whole tree at a deadline. */
@@ -145,20 +179,27 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid)
         for (int fd = WORKER_CHANNEL_FD + 1; fd < 1024; fd++)
             (void)close(fd);
     log_init("worker", log_min_level);
+    pid_t pid = master_visible_pid();
+    log_set_pid(pid);
     (void)prctl(PR_SET_NAME, "pyrt-worker", 0, 0, 0);
-    /* Before any Python runs: no user code ever runs with the zygote's CAP_SETUID. */
+    /* Before any Python runs: no user code ever runs with the zygote's CAP_SETUID, nor
+     * with the capabilities a new user namespace gives. */
     char err[PYRT_ERR_LEN];
+    if (zc.namespaces && sandbox_enter_namespaces(zygote_uid, zygote_gid, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "cannot set up the worker's namespaces: %s", err);
+        _exit(WORKER_EXIT_SANDBOX);
+    }
     if (sandbox_worker(uid, zc.gid, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot sandbox the worker: %s", err);
         _exit(WORKER_EXIT_SANDBOX);
     }
     /* A new uid cleared the parent-death signal. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != (pid_t)zc.a.master_pid)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || !master_is_parent())
         _exit(1);
     /* As the worker's uid, before any user code: the folder holds nothing of another's. */
     char tmp[PATH_MAX] = "";
-    if (zc.a.tmp_dir && worker_tmpdir_prepare(zc.a.tmp_dir, uid, tmp, sizeof(tmp), err,
-                                              sizeof(err)) < 0) {
+    if (zc.a.tmp_dir &&
+        worker_tmpdir_prepare(zc.a.tmp_dir, uid, tmp, sizeof(tmp), err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot prepare the worker's private TMPDIR: %s", err);
         _exit(WORKER_EXIT_SANDBOX);
     }
@@ -172,16 +213,23 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid)
     const char *after_fork_args[] = {tmp[0] ? tmp : NULL};
     if (pyembed_call("after_fork", 1, after_fork_args) < 0)
         _exit(WORKER_EXIT_AFTER_FORK);
-    worker_run(WORKER_CHANNEL_FD, gate);
+    worker_run(WORKER_CHANNEL_FD, gate, pid);
 }
 
 static long clone_worker(int fds[SPAWN_FDS], uid_t uid)
 {
+    unsigned long flags = CLONE_PARENT | SIGCHLD;
+    if (zc.namespaces)
+        flags |= CLONE_NEWUSER | CLONE_NEWPID;
+    /* Taken here: in a new user namespace, the child sees its own ids as 65534 until
+     * it maps them. */
+    uid_t zygote_uid = geteuid();
+    gid_t zygote_gid = getegid();
     PyOS_BeforeFork();
-    long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
+    long pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (pid == 0) {
         PyOS_AfterFork_Child();
-        become_worker(fds, uid);
+        become_worker(fds, uid, zygote_uid, zygote_gid);
     }
     int saved = errno;
     PyOS_AfterFork_Parent();
@@ -197,7 +245,8 @@ static void spawn(uint32_t id, uid_t uid, int fds[SPAWN_FDS])
         (void)close(fds[i]);
     if (pid < 0) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "clone(CLONE_PARENT): %s", strerror(saved));
+        snprintf(msg, sizeof(msg), "clone(CLONE_PARENT%s): %s",
+                 zc.namespaces ? " | CLONE_NEWUSER | CLONE_NEWPID" : "", strerror(saved));
         send_spawned(id, 0, msg);
         return;
     }
@@ -286,6 +335,10 @@ int zygote_main(const zygote_args_t *args)
         log_msg(LOG_ERROR, "%s", err);
         return 1;
     }
+    /* Decided once, before Python starts (one thread, nothing to fork-protect): a spawn
+     * that fails later fails, rather than give a worker less than its siblings. */
+    if (zc.a.worker_namespaces)
+        zc.namespaces = sandbox_probe_namespaces(zc.no_namespaces, sizeof(zc.no_namespaces)) == 0;
     if (pyembed_init(zc.a.code_dir, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot start Python: %s", err);
         return 1;
@@ -299,6 +352,9 @@ int zygote_main(const zygote_args_t *args)
 
     buf_t ready = BUF_INIT;
     size_t start = proto_frame_begin(&ready, PROTO_MSG_ZYGOTE_READY);
+    proto_put_u32(&ready, zc.namespaces ? ZYGOTE_FLAG_NAMESPACES : 0);
+    const char *why = zc.a.worker_namespaces && !zc.namespaces ? zc.no_namespaces : "";
+    proto_put_bytes(&ready, why, strlen(why));
     proto_frame_end(&ready, start, 0);
     if (send_frame(&ready) < 0)
         return 0;

@@ -5,7 +5,13 @@ ptrace or read the master, the zygote or a sibling, nor sniff the key off loopba
 Configurations: root (the default: a uid per worker), root with --user nobody (the zygote
 runs as nobody, each worker as its own uid), root with --worker-uid-base 0 (the sandbox's
 uid part off: workers share root's uid, without capabilities), and pyrt started
-unprivileged (workers share its uid: what holds there is less, see docs/operating.md).
+unprivileged (workers share its uid). Where workers share a uid, each is cloned into a
+user and a PID namespace of its own (this machine allows it): PID 1 there, it has no
+pid to name the master, the zygote or a sibling by. "shared-off" and "unprivileged-off"
+are the same with that turned off (--no-worker-namespaces, PYRT_NO_WORKER_NAMESPACES),
+and "refused" is root with --worker-uid-base 0 where the kernel refuses new user
+namespaces (as a default Docker/podman seccomp profile does): pyrt started in a user
+namespace whose max_user_namespaces is 0. What holds there is less: docs/operating.md.
 """
 
 from __future__ import annotations
@@ -61,18 +67,36 @@ def start(factory: ServerFactory, config: str, unprivileged: Path, workers: int 
     args = ["--workers", str(workers)]
     if config == "nobody":
         args += ["--user", "nobody"]
-    if config == "shared":
+    if config.startswith("shared") or config == "refused":
         args += ["--worker-uid-base", "0"]
+    if config == "shared-off":
+        args += ["--no-worker-namespaces"]
+    env = {"PYRT_NO_WORKER_NAMESPACES": "1"} if config == "unprivileged-off" else {}
     prefix: list[str] = []
-    if config == "unprivileged":
+    if config.startswith("unprivileged"):
         # setpriv, then sh execs the reachable copy in place of build/pyrt ($1).
         prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                   "--", "/bin/sh", "-c", f'shift; exec "{unprivileged}" "$@"', "sh"]
-    return factory(args, prefix=prefix)
+    if config == "refused":
+        # Root of a user namespace below which the kernel makes none (ENOSPC).
+        prefix = ["unshare", "--user", "--map-root-user", "--", "/bin/sh", "-c",
+                  'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh"]
+    return factory(args, prefix=prefix, env=env)
 
 
-CONFIGS = ["root", "nobody", "shared", "unprivileged"]
+CONFIGS = ["root", "nobody", "shared", "unprivileged", "shared-off", "unprivileged-off",
+           "refused"]
 OWN_UID = {"root", "nobody"}  # the configurations where each worker has a uid of its own
+OWN_NS = {"shared", "unprivileged"}  # where each has a user and a PID namespace instead
+APART = OWN_UID | OWN_NS  # where no worker can reach another process of the server
+SHARED_ROOT = {"shared", "shared-off", "refused"}  # workers run as root's uid
+SANDBOX_PID_MAX = 556  # worker/sandbox.h: a worker's PID namespace's pid_max
+PID_MAX_PER_NS = tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 14)
+
+
+def denied(result: str) -> bool:
+    """The kernel's refusal, whichever step said it ('pidfd_open ESRCH' included)."""
+    return result.split()[-1] in DENIED
 
 
 @pytest.fixture(scope="module", params=CONFIGS)
@@ -81,8 +105,8 @@ def config_server(request: pytest.FixtureRequest, module_factory: ServerFactory,
     return request.param, start(module_factory, request.param, unprivileged_pyrt)
 
 
-def attack(server: Server, pids: list[int], stop: bool = False) -> dict:
-    status, _, body = server.call("attack", {"pids": pids, "stop": stop})
+def attack(server: Server, pids: list[int], stop: bool = False, group: bool = False) -> dict:
+    status, _, body = server.call("attack", {"pids": pids, "stop": stop, "stop_group": group})
     assert status == 200, body
     return body
 
@@ -93,7 +117,9 @@ def test_no_capabilities_and_no_new_privs(config_server: tuple[str, Server]) -> 
     st = attack(server, [])["status"]
     for name in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
         assert st[name] == NO_CAPS, (config, st)
-    if config != "unprivileged":  # root empties the bounding set; nobody has none to use
+    # Root empties the bounding set, and so does a worker in its own user namespace (which
+    # gave it a full one); an unprivileged pyrt's has none to use.
+    if config != "unprivileged-off":
         assert st["CapBnd"] == NO_CAPS, (config, st)
     assert st["NoNewPrivs"] == "1", st
 
@@ -106,7 +132,7 @@ def test_no_packet_socket(config_server: tuple[str, Server]) -> None:
 
 def test_code_dir_read_only(config_server: tuple[str, Server]) -> None:
     config, server = config_server
-    if config == "shared":
+    if config in SHARED_ROOT:
         pytest.skip("root without capabilities still owns the root-owned code folder")
     assert attack(server, [])["code_dir_write"] in DENIED
 
@@ -131,33 +157,103 @@ def test_each_worker_its_own_uid(config_server: tuple[str, Server]) -> None:
 
 
 def test_master_zygote_siblings_out_of_reach(config_server: tuple[str, Server]) -> None:
-    """Findings 2 and 3: signal, prlimit, ptrace, process_vm_readv, pidfd_getfd and
-    /proc/PID/environ all refused, for the master, the zygote and every sibling."""
+    """Findings 2 and 3: signal, prlimit, ptrace, process_vm_readv, pidfd_getfd,
+    /proc/PID/environ and mem, and pidfd_send_signal on a /proc/PID directory all
+    refused, for the master, the zygote and every sibling."""
     config, server = config_server
-    if config not in OWN_UID:
+    if config not in APART:
         pytest.skip("workers share the master's uid here: see docs/operating.md")
     zygote, workers = server_processes(server)
     body = attack(server, [server.pid, zygote, *workers])
-    assert len(body["targets"]) == 1 + 1 + 2, body  # itself excepted
-    for pid, outcome in body["targets"].items():
+    targets = {int(pid): outcome for pid, outcome in body["targets"].items()}
+    targets.pop(body["host_pid"], None)  # itself (os.getpid() is 1 in its namespace)
+    assert len(targets) == 1 + 1 + 2, body
+    for pid, outcome in targets.items():
+        # Listing /proc/PID is no attack: /proc is the master's namespace's.
+        proc_dir = outcome.pop("proc_dir")
+        if config in OWN_NS:
+            assert proc_dir == "ok", (pid, outcome)
+            # No pid to name them by; a /proc directory as pidfd: an ancestor namespace.
+            assert outcome["kill"] == outcome["prlimit"] == "ESRCH", (pid, outcome)
+            assert outcome.pop("proc_pidfd_signal") == "EINVAL", (pid, outcome)
         for what, result in outcome.items():
-            assert result in DENIED, (config, pid, what, result)
+            assert denied(result), (config, pid, what, result)
+
+
+def test_each_worker_pid_1_of_its_own_namespaces(config_server: tuple[str, Server]) -> None:
+    """Where workers share a uid: each is PID 1 of its namespace, in a session of its own
+    (kill(0) reaches no one else), with the process caps; the log says which holds, once,
+    and names workers by the pids the master knows."""
+    config, server = config_server
+    if config in OWN_UID:
+        pytest.skip("a uid per worker: no namespaces")
+    body = attack(server, [])
+    _, workers = server_processes(server)
+    assert body["host_pid"] in workers, (body, workers)
+    log = server.log_text()
+    if config in OWN_NS:
+        assert body["pid"] == body["pgrp"] == body["sid"] == 1, body
+        assert body["ppid"] == 0, body  # its parent, the master, is outside
+        assert log.count("workers: own user+PID namespace each") == 1, log
+        if config == "unprivileged":
+            assert body["nproc"] == [256, 256], body
+        if PID_MAX_PER_NS:  # the cap root's uid gets (RLIMIT_NPROC exempts uid 0)
+            assert body["pid_max"] == str(SANDBOX_PID_MAX), body
+    else:
+        assert body["pid"] == body["host_pid"], body
+        why = ("clone(CLONE_NEWUSER | CLONE_NEWPID): No space left on device"
+               if config == "refused" else "--no-worker-namespaces")
+        assert log.count(f"workers: no namespaces of their own ({why})") == 1, log
+        assert "own user+PID namespace" not in log
+    # Whatever logs as a worker names it by the pid the master knows, never 1.
+    assert all(ln.pid > 1 for ln in server.log_lines() if ln.role == "worker")
+
+
+def test_sandbox_off_signals_allowed(config_server: tuple[str, Server]) -> None:
+    """The documented state with the namespaces off (as where the kernel refuses them):
+    workers that share the master's uid may signal and prlimit the master and the
+    zygote, and open a pidfd of each; /proc/PID/environ and ptrace of the non-dumpable
+    master stay refused."""
+    config, server = config_server
+    if config not in ("shared-off", "unprivileged-off", "refused"):
+        pytest.skip("only where workers share a uid without namespaces")
+    zygote, _ = server_processes(server)
+    body = attack(server, [server.pid, zygote])
+    for pid in (server.pid, zygote):
+        outcome = body["targets"][str(pid)]
+        for what in ("kill", "prlimit", "proc_dir", "proc_pidfd_signal"):
+            assert outcome[what] == "ok", (pid, what, outcome)
+    master = body["targets"][str(server.pid)]
+    for what in ("ptrace", "process_vm_readv", "pidfd_getfd", "environ", "mem"):
+        assert denied(master[what]), (what, master)
 
 
 def test_real_sigstop_of_master_and_zygote_refused(config_server: tuple[str, Server]) -> None:
     """The attack itself (os.kill(os.getppid(), SIGSTOP) and the zygote's): refused, and
     the server keeps answering."""
     config, server = config_server
-    if config not in OWN_UID:
+    if config not in APART:
         pytest.skip("workers share the master's uid here: see docs/operating.md")
     zygote, workers = server_processes(server)
     targets = [server.pid, zygote, *workers]
     try:
-        body = attack(server, targets, stop=True)
-        assert body["ppid"] == server.pid
+        # In its own namespaces, kill(0) too: its group is its own session's, not the
+        # zygote's (as PID 1, the worker itself ignores it).
+        body = attack(server, targets, stop=True, group=config in OWN_NS)
+        if config in OWN_UID:
+            assert body["ppid"] == server.pid
+        else:
+            assert body["stop_group"] == "ok", body
         for pid, outcome in body["targets"].items():
-            assert outcome["kill"] == "EPERM", (pid, outcome)
+            if int(pid) == body["host_pid"]:
+                continue
+            assert outcome["kill"] == ("EPERM" if config in OWN_UID else "ESRCH"), (pid, outcome)
             assert outcome["prlimit"] in DENIED, (pid, outcome)
+            assert denied(outcome["proc_pidfd_signal"]) or \
+                outcome["proc_pidfd_signal"] == "EINVAL", (pid, outcome)
+        for pid in targets:
+            st = proc_stat(pid)
+            assert st is not None and st[0] not in "Tt", (pid, st)
         for _ in range(6):  # every worker, the zygote's spawns included, still serves
             status, _, _ = server.call("hello")
             assert status == 200
@@ -174,13 +270,17 @@ def test_shared_uid_still_has_no_capabilities_to_reach_root(
     """The sandbox-off path: as root without --worker-uid-base, user code keeps root's
     uid but no capability: ptrace and /proc of the (non-dumpable) master are refused."""
     config, server = config_server
-    if config != "shared":
+    if config not in SHARED_ROOT:
         pytest.skip("only the shared-uid path")
     body = attack(server, [server.pid])
     outcome = body["targets"][str(server.pid)]
-    for what in ("ptrace", "process_vm_readv", "pidfd_getfd", "environ"):
-        assert outcome[what] in DENIED, (what, outcome)
-    assert int(body["status"]["Uid"].split()[0]) == 0
+    for what in ("ptrace", "process_vm_readv", "pidfd_getfd", "environ", "mem"):
+        assert denied(outcome[what]), (what, outcome)
+    # Root's uid, unmapped in its own user namespace (mapping uid 0 takes CAP_SETFCAP):
+    # it shows as 65534 there, and is still root's outside.
+    uid = int(body["status"]["Uid"].split()[0])
+    assert uid == (65534 if config == "shared" else 0), body["status"]
+    assert os.stat(f"/proc/{body['host_pid']}").st_uid == 0
 
 
 def test_uid_ranges_of_two_servers_do_not_overlap(server_factory: ServerFactory) -> None:
@@ -256,8 +356,9 @@ class LatencyProbe:
 
 @pytest.mark.parametrize("what", ["hopper", "bomb"])
 def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: str) -> None:
-    """Finding 4: a pid-hopper and a fork bomb are gone at the deadline (without a uid
-    per worker, the hopper by a walk of the worker's tree in a process of its own), and the
+    """Finding 4: a pid-hopper and a fork bomb are gone at the deadline (with a uid per
+    worker, by kill(-1) from it; in a PID namespace of its own, by its PID 1's death;
+    otherwise by a walk of the worker's tree in a process of its own), and the
     master's loop never blocked: the timeout answered on time, and a fresh client
     answered within 1 s from then on, while the kill and the replacement ran (a few ms
     on a quiet machine; the /proc walk this replaces stalled every client 4-6 s).
@@ -265,9 +366,15 @@ def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: 
     master -- CPU time is not capped per worker (that takes a cgroup) -- so a client
     may wait for the scheduler there, bounded at 3 s."""
     config, server = config_server
-    if config not in OWN_UID and what == "bomb":
-        pytest.skip("without a uid per worker there is no process cap (RLIMIT_NPROC "
-                    "counts the uid's processes, the master's too, and root's not at all)")
+    if what == "bomb" and config not in APART:
+        pytest.skip("workers sharing a uid without namespaces have no process cap "
+                    "(RLIMIT_NPROC counts the uid's processes, the master's too, and "
+                    "root's not at all)")
+    if what == "bomb" and config == "shared" and not PID_MAX_PER_NS:
+        pytest.skip("root's uid has no RLIMIT_NPROC, and this kernel no pid_max per "
+                    "PID namespace: no process cap")
+    # The most processes one worker may have: its uid's or its namespace's cap.
+    cap = SANDBOX_PID_MAX if config == "shared" else 256
     before = len(server_tree(server))
     biggest = 0
     with LatencyProbe(server) as probe:
@@ -279,7 +386,7 @@ def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: 
         assert took < 1.5 + 1.5, took
         # Without a uid per worker, a walker process stops and kills the tree, a walk
         # of /proc per round: seconds on a busy machine, off the master's loop.
-        deadline = time.monotonic() + (3.0 if config in OWN_UID else 15.0)
+        deadline = time.monotonic() + (3.0 if config in APART else 15.0)
         while time.monotonic() < deadline:
             size = len(server_tree(server))
             biggest = max(biggest, size)
@@ -288,6 +395,10 @@ def test_processes_die_at_the_deadline(config_server: tuple[str, Server], what: 
             time.sleep(0.05)
         time.sleep(0.3)  # and it stays so: nothing hopped away
     assert len(server_tree(server)) <= before, server_tree(server)
+    if what == "bomb":
+        # Its cap (the worker included), plus the replacement and the master's
+        # short-lived killer child (uidslot_kill).
+        assert biggest <= before + cap + 2, (biggest, before)
     assert reap_orphans() == []
     assert not probe.failures, probe.failures
     assert len(probe.samples) >= 10, probe.samples
@@ -339,18 +450,19 @@ def wait_serving(server: Server, timeout: float) -> float:
     pytest.fail(f"not serving {timeout} s after the attack:\n{server.log_tail(30)}")
 
 
-@pytest.mark.parametrize("config", ["shared", "root"])
+@pytest.mark.parametrize("config", ["shared-off", "root"])
 def test_stopped_zygote_is_replaced(server_factory: ServerFactory, unprivileged_pyrt: Path,
                                     config: str) -> None:
     """Finding 3: the zygote SIGSTOPped, every worker SIGKILLed. Where user code can still
-    do it (workers sharing the zygote's uid: --worker-uid-base 0) a function does it;
-    with a uid per worker it is refused to user code, and root does it from outside.
+    do it (workers sharing the zygote's uid without namespaces: --worker-uid-base 0
+    --no-worker-namespaces) a function does it; elsewhere it is refused to user code
+    (test_real_sigstop_of_master_and_zygote_refused), and root does it from outside.
     The replacements' SPAWNs go unanswered, so after SPAWN_TIMEOUT_MS (3 s) the master
     replaces the zygote and serves again: within 3 s + 2x slack."""
     server = start(server_factory, config, unprivileged_pyrt, workers=2)
     zygote, workers = server_processes(server)
     try:
-        if config == "shared":
+        if config == "shared-off":
             status, _, _ = server.call_raw("takedown", {"stop": [zygote], "kill": workers})
             assert status == 500
         else:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import Server, ServerFactory, make_code_dir
-from test_sandbox import (CONFIGS, OWN_UID, LatencyProbe, start,  # noqa: F401 (a fixture)
+from test_sandbox import (CONFIGS, OWN_UID, SHARED_ROOT, LatencyProbe, start,  # noqa: F401
                           unprivileged_pyrt)
 
 ROOT = os.geteuid() == 0
@@ -63,7 +63,7 @@ def test_gettempdir_is_private(config_server: tuple[str, Server]) -> None:
     assert base.parent == Path(os.environ.get("TMPDIR", "/tmp")), base
     st = base.stat()
     assert stat.S_IMODE(st.st_mode) == 0o511, oct(st.st_mode)
-    assert st.st_uid == (NOBODY if config == "unprivileged" else 0), st
+    assert st.st_uid == (NOBODY if config.startswith("unprivileged") else 0), st
     if config in OWN_UID:
         assert Path(folder).name == str(body["uid"]), folder
     else:
@@ -76,7 +76,7 @@ def test_home_falls_back_to_it(config_server: tuple[str, Server]) -> None:
     that every worker and later server with that uid would share."""
     config, server = config_server
     body = probe(server)
-    if config == "shared":  # the workers are root: the server's HOME is theirs
+    if config in SHARED_ROOT:  # the workers are root: the server's HOME is theirs
         assert body["home"] == os.environ["HOME"], body
     else:
         assert body["home"] == body["gettempdir"], body

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,8 +200,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlinks_are_removed_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_deep_tree_is_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folders_without_permissions, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_rmtree_at_removes_the_folder_and_a_missing_one_is_fine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rmtree_at_removes_the_folder_and_a_missing_one_is_fine,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,11 @@
 
 payload: {'pids': pids to try (the master, the zygote, sibling workers),
           'stop': True to really SIGSTOP them and lower their RLIMIT_NOFILE to (8, 8)
-                  (else signal 0 and their own limits: the same permission checks)}
-Answers what the kernel said to each attempt: 'ok' or the errno's name.
+                  (else signal 0 and their own limits: the same permission checks),
+          'stop_group': True to SIGSTOP its own process group too (kill(0, SIGSTOP):
+                        the zygote's group, unless the worker has a session of its own)}
+Answers what the kernel said to each attempt: 'ok' or the errno's name. 'pid' is what
+os.getpid() says (1 in a PID namespace of its own), 'host_pid' the pid /proc names it by.
 """
 import ctypes
 import errno
@@ -17,6 +20,7 @@ LIBC.syscall.restype = ctypes.c_long
 PTRACE_ATTACH = 16
 PTRACE_DETACH = 17
 SYS_PROCESS_VM_READV = 310
+SYS_PIDFD_SEND_SIGNAL = 424
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_GETFD = 438
 
@@ -67,6 +71,36 @@ def _pidfd_getfd(pid):
         os.close(pidfd)
 
 
+def _proc_dir(pid):
+    try:
+        fd = os.open('/proc/%d' % pid, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return _errname(e.errno)
+    os.close(fd)
+    return 'ok'
+
+
+def _proc_pidfd_signal(pid, sig):
+    """pidfd_send_signal with a /proc/PID directory fd as the pidfd: no pid to name."""
+    try:
+        fd = os.open('/proc/%d' % pid, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return 'open ' + _errname(e.errno)
+    try:
+        if LIBC.syscall(SYS_PIDFD_SEND_SIGNAL, fd, sig, None, 0) != 0:
+            return _errname(ctypes.get_errno())
+        return 'ok'
+    finally:
+        os.close(fd)
+
+
+def _read_proc(pid, name):
+    def read():
+        with open('/proc/%d/%s' % (pid, name), 'rb') as f:
+            f.read(1)
+    return _try(read)
+
+
 def _prlimit(pid, lower):
     def set_limit():
         # Setting the limit it already has takes the same permission as lowering it to
@@ -101,9 +135,18 @@ def _code_dir_write():
     return _try(write)
 
 
+def _first_line(path):
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError as e:
+        return _errname(e.errno)
+
+
 def main(req, res):
     payload = req.payload or {}
     sig = signal.SIGSTOP if payload.get('stop') else 0
+    group = _try(lambda: os.kill(0, signal.SIGSTOP)) if payload.get('stop_group') else None
     targets = {}
     for pid in payload.get('pids', []):
         pid = int(pid)
@@ -116,7 +159,15 @@ def main(req, res):
             'process_vm_readv': _vm_readv(pid),
             'pidfd_getfd': _pidfd_getfd(pid),
             'environ': _try(lambda: open('/proc/%d/environ' % pid, 'rb').close()),
+            'mem': _read_proc(pid, 'mem'),
+            'proc_dir': _proc_dir(pid),
+            'proc_pidfd_signal': _proc_pidfd_signal(pid, sig),
         }
-    return res.json({'pid': os.getpid(), 'ppid': os.getppid(), 'status': _status(),
+    return res.json({'pid': os.getpid(), 'ppid': os.getppid(),
+                     'host_pid': int(os.readlink('/proc/self')),
+                     'pgrp': os.getpgrp(), 'sid': os.getsid(0), 'stop_group': group,
+                     'pid_max': _first_line('/proc/sys/kernel/pid_max'),
+                     'nproc': list(resource.getrlimit(resource.RLIMIT_NPROC)),
+                     'status': _status(),
                      'af_packet': _packet_socket(), 'code_dir_write': _code_dir_write(),
                      'tmpdir': os.environ.get('TMPDIR'), 'targets': targets})

@@ -68,5 +68,6 @@ def main(req, res):
                 os._exit(0)
             os.wait()
         time.sleep(0.2)  # the grandchildren are dead by now: zombies of the worker's
-        return res.json({'pid': os.getpid()})
+        # The pid /proc names it by (os.getpid() is 1 in a PID namespace of its own).
+        return res.json({'pid': int(os.readlink('/proc/self'))})
     return res.json({'error': 'unknown'}, 400)

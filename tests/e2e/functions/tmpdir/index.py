@@ -49,7 +49,7 @@ def main(req, res):
     folder = tempfile.gettempdir()
     st = os.stat(folder)
     seen = {
-        'pid': os.getpid(),
+        'pid': int(os.readlink('/proc/self')),  # the server's pid for it, in a PID namespace too
         'uid': os.getuid(),
         'gettempdir': folder,
         'env': {k: os.environ.get(k) for k in ('TMPDIR', 'TEMP', 'TMP')},
