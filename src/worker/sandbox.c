@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -217,7 +220,55 @@ static int map_one_id(const char *file, unsigned id, char *err, size_t errlen)
     return -1;
 }
 
-int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, char *err, size_t errlen)
+/* The flags of the mount holding `dir` that the kernel locks in a less privileged mount
+ * namespace: a remount must repeat them, or it is refused. */
+static unsigned long locked_mount_flags(const char *dir)
+{
+    struct statvfs st;
+    if (statvfs(dir, &st) != 0)
+        return 0; /* the remount then says what is wrong */
+    static const struct {
+        unsigned long st, ms;
+    } pairs[] = {{ST_NOSUID, MS_NOSUID},         {ST_NODEV, MS_NODEV},
+                 {ST_NOEXEC, MS_NOEXEC},         {ST_NOATIME, MS_NOATIME},
+                 {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+    unsigned long flags = 0;
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        if (st.f_flag & pairs[i].st)
+            flags |= pairs[i].ms;
+    return flags;
+}
+
+/* `dir` read-only for this process and all it starts: a mount namespace of its own
+ * (the user namespace's CAP_SYS_ADMIN allows it), where `dir` is bound onto itself and
+ * remounted read-only. Needed because with a shared uid the worker may own the served
+ * folder (root's, or pyrt's), and owning a file is enough to write it. */
+static int mount_read_only(const char *dir, char *err, size_t errlen)
+{
+    if (unshare(CLONE_NEWNS) != 0) {
+        snprintf(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
+        return -1;
+    }
+    /* Nothing mounted here is seen outside (a namespace of a less privileged user gets
+     * its mounts as slaves already; this says it outright). */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) != 0 ||
+        mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_mount_flags(dir), NULL) !=
+            0) {
+        snprintf(err, errlen, "cannot mount %s read-only: %s", dir, strerror(errno));
+        return -1;
+    }
+    /* A working directory inside `dir` still points into the writable mount under it. */
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) != NULL && chdir(cwd) != 0) {
+        snprintf(err, errlen, "chdir %s: %s", cwd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, const char *read_only_dir, char *err,
+                             size_t errlen)
 {
     /* Its process group was the zygote's: kill(0, sig) would reach the zygote and every
      * sibling, whatever their namespace. */
@@ -254,6 +305,8 @@ int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, char *err, size_t
     /* User code gets no namespace of its own to hold capabilities in: the kernel code
      * reachable that way is the largest part of what user namespaces expose. */
     (void)write_control("/proc/sys/user/max_user_namespaces", "0");
+    if (read_only_dir && mount_read_only(read_only_dir, err, errlen) < 0)
+        return -1;
     /* The namespace gave a full bounding set back. */
     if (drop_bounding_set(err, errlen) < 0)
         return -1;
@@ -261,7 +314,7 @@ int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, char *err, size_t
     return 0;
 }
 
-int sandbox_probe_namespaces(char *err, size_t errlen)
+int sandbox_probe_namespaces(const char *read_only_dir, char *err, size_t errlen)
 {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) {
@@ -276,7 +329,7 @@ int sandbox_probe_namespaces(char *err, size_t errlen)
     if (pid == 0) {
         (void)close(report[0]);
         char why[256];
-        int rc = sandbox_enter_namespaces(uid, gid, why, sizeof(why));
+        int rc = sandbox_enter_namespaces(uid, gid, read_only_dir, why, sizeof(why));
         if (rc == 0 && set_capabilities(0) != 0) {
             snprintf(why, sizeof(why), "capset: %s", strerror(errno));
             rc = -1;

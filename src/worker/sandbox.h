@@ -47,10 +47,10 @@ int sandbox_worker(uid_t uid, gid_t gid, char *err, size_t errlen);
  * kernel kills everything in its namespace at once. */
 
 /* In the zygote, before Python starts: clones a child into new user and PID namespaces
- * and has it do what a worker does there (sandbox_enter_namespaces), so that a kernel
- * or a seccomp profile that refuses any step is found once, here. 0 when workers can
- * have namespaces; else -1 with err saying why not. */
-int sandbox_probe_namespaces(char *err, size_t errlen);
+ * and has it do what a worker does there (sandbox_enter_namespaces, with the same
+ * read_only_dir), so that a kernel or a seccomp profile that refuses any step is found
+ * once, here. 0 when workers can have namespaces; else -1 with err saying why not. */
+int sandbox_probe_namespaces(const char *read_only_dir, char *err, size_t errlen);
 
 /* In a worker just cloned into new user and PID namespaces, first: a session of its own
  * (a signal to its old process group would reach the zygote), only the zygote's uid and
@@ -58,9 +58,11 @@ int sandbox_probe_namespaces(char *err, size_t errlen);
  * 0 stays unmapped: mapping it needs CAP_SETFCAP the zygote does not have), the process
  * caps (RLIMIT_NPROC, which Linux >= 5.14 counts per user namespace, and pid_max where
  * the kernel keeps it per PID namespace), no user namespace below it, and an empty
- * bounding set. sandbox_worker() then drops the rest of the capabilities the namespace
- * gave it. 0, or -1 with err. */
-int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, char *err, size_t errlen);
+ * bounding set; and, unless read_only_dir is NULL, a mount namespace of its own where
+ * that folder (the served one) is mounted read-only. sandbox_worker() then drops the
+ * rest of the capabilities the namespace gave it. 0, or -1 with err. */
+int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, const char *read_only_dir, char *err,
+                             size_t errlen);
 
 /* After an execution, before its answer leaves: every process it started is ended (so
  * nothing it left writes under the next request's id) and reaped. */

@@ -58,6 +58,7 @@ static struct {
     gid_t gid;
     bool namespaces;         /* each worker is cloned into namespaces of its own */
     char no_namespaces[256]; /* why not, when --worker-namespaces asked for them */
+    const char *read_only;   /* the served folder, when namespaces can mount it read-only */
 } zc;
 
 static int send_frame(const buf_t *b)
@@ -185,7 +186,8 @@ static void become_worker(int fds[SPAWN_FDS], uid_t uid, uid_t zygote_uid, gid_t
     /* Before any Python runs: no user code ever runs with the zygote's CAP_SETUID, nor
      * with the capabilities a new user namespace gives. */
     char err[PYRT_ERR_LEN];
-    if (zc.namespaces && sandbox_enter_namespaces(zygote_uid, zygote_gid, err, sizeof(err)) < 0) {
+    if (zc.namespaces &&
+        sandbox_enter_namespaces(zygote_uid, zygote_gid, zc.read_only, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot set up the worker's namespaces: %s", err);
         _exit(WORKER_EXIT_SANDBOX);
     }
@@ -307,6 +309,22 @@ static int receive_spawn(void)
     return 0;
 }
 
+/* Namespaces for the workers, with the served folder read-only in them; else without
+ * that mount (a filesystem or a policy that refuses it: said in the log), else none. */
+static void probe_namespaces(void)
+{
+    char why[256];
+    if (sandbox_probe_namespaces(zc.a.code_dir, why, sizeof(why)) == 0) {
+        zc.namespaces = true;
+        zc.read_only = zc.a.code_dir;
+        return;
+    }
+    zc.namespaces = sandbox_probe_namespaces(NULL, zc.no_namespaces, sizeof(zc.no_namespaces)) == 0;
+    if (zc.namespaces)
+        log_msg(LOG_WARN, "workers: the served folder stays writable in their namespaces (%s)",
+                why);
+}
+
 int zygote_main(const zygote_args_t *args)
 {
     zc.a = *args;
@@ -338,7 +356,7 @@ int zygote_main(const zygote_args_t *args)
     /* Decided once, before Python starts (one thread, nothing to fork-protect): a spawn
      * that fails later fails, rather than give a worker less than its siblings. */
     if (zc.a.worker_namespaces)
-        zc.namespaces = sandbox_probe_namespaces(zc.no_namespaces, sizeof(zc.no_namespaces)) == 0;
+        probe_namespaces();
     if (pyembed_init(zc.a.code_dir, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "cannot start Python: %s", err);
         return 1;
