@@ -271,9 +271,11 @@ int sandbox_enter_namespaces(uid_t outer_uid, gid_t outer_gid, const char *read_
                              size_t errlen)
 {
     /* Its process group was the zygote's: kill(0, sig) would reach the zygote and every
-     * sibling, whatever their namespace. */
-    if (setsid() < 0) {
-        snprintf(err, errlen, "setsid: %s", strerror(errno));
+     * sibling, whatever their namespace. A group of its own, not a session: a session
+     * is a scheduler autogroup of its own, and measured, a fork bomb in one delayed the
+     * master's deadline answers by up to 1.6 s on 2 CPUs (in the server's: 0.26 s). */
+    if (setpgid(0, 0) < 0) {
+        snprintf(err, errlen, "setpgid: %s", strerror(errno));
         return -1;
     }
     if (write_control("/proc/self/setgroups", "deny") != 0) {

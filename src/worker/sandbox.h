@@ -52,7 +52,7 @@ int sandbox_worker(uid_t uid, gid_t gid, char *err, size_t errlen);
  * once, here. 0 when workers can have namespaces; else -1 with err saying why not. */
 int sandbox_probe_namespaces(const char *read_only_dir, char *err, size_t errlen);
 
-/* In a worker just cloned into new user and PID namespaces, first: a session of its own
+/* In a worker just cloned into new user and PID namespaces, first: a process group of its own
  * (a signal to its old process group would reach the zygote), only the zygote's uid and
  * gid mapped (outer_uid, outer_gid; setgroups denied first, as the kernel requires; uid
  * 0 stays unmapped: mapping it needs CAP_SETFCAP the zygote does not have), the process

@@ -184,8 +184,8 @@ def test_master_zygote_siblings_out_of_reach(config_server: tuple[str, Server]) 
 
 
 def test_each_worker_pid_1_of_its_own_namespaces(config_server: tuple[str, Server]) -> None:
-    """Where workers share a uid: each is PID 1 of its namespace, in a session of its own
-    (kill(0) reaches no one else), with the process caps; the log says which holds, once,
+    """Where workers share a uid: each is PID 1 of its namespace, in a process group of its
+    own (kill(0) reaches no one else), with the process caps; the log says which holds, once,
     and names workers by the pids the master knows."""
     config, server = config_server
     if config in OWN_UID:
@@ -195,7 +195,9 @@ def test_each_worker_pid_1_of_its_own_namespaces(config_server: tuple[str, Serve
     assert body["host_pid"] in workers, (body, workers)
     log = server.log_text()
     if config in OWN_NS:
-        assert body["pid"] == body["pgrp"] == body["sid"] == 1, body
+        assert body["pid"] == body["pgrp"] == 1, body
+        # Its session is the server's (outside: 0), and so is its scheduler autogroup.
+        assert body["sid"] == 0, body
         assert body["ppid"] == 0, body  # its parent, the master, is outside
         assert log.count("workers: own user+PID namespace each") == 1, log
         if config == "unprivileged":
@@ -240,7 +242,7 @@ def test_real_sigstop_of_master_and_zygote_refused(config_server: tuple[str, Ser
     zygote, workers = server_processes(server)
     targets = [server.pid, zygote, *workers]
     try:
-        # In its own namespaces, kill(0) too: its group is its own session's, not the
+        # In its own namespaces, kill(0) too: its group is its own, not the
         # zygote's (as PID 1, the worker itself ignores it).
         body = attack(server, targets, stop=True, group=config in OWN_NS)
         if config in OWN_UID:
