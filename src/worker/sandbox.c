@@ -368,11 +368,22 @@ int sandbox_probe_namespaces(const char *read_only_dir, char *err, size_t errlen
 
 void sandbox_end_execution(void)
 {
+    /* No child, running or zombie, means nothing the execution started is left: what it
+     * started and orphaned came to this process (a subreaper, or its namespace's init),
+     * and with a uid of its own, only its descendants have that uid. One cheap call,
+     * where kill(-1) visits every process on the host (80 us measured here, more on a
+     * busy host) on every execution. */
+    int status;
+    pid_t first;
+    do
+        first = waitpid(-1, &status, WNOHANG | __WALL);
+    while (first < 0 && errno == EINTR);
+    if (first < 0)
+        return; /* ECHILD */
     if (own_uid != 0 || own_pid_ns)
         (void)kill(-1, SIGKILL); /* the whole uid, or namespace, at once */
     long give_up = now_ms() + REAP_WAIT_MS;
     for (;;) {
-        int status;
         pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
         if (pid > 0)
             continue;
