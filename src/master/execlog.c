@@ -87,7 +87,9 @@ void execlog_begin(execlog_t *el, const char *id)
     el->native_seen = false;
 }
 
-static int file_fd(execlog_t *el, execlog_stream_t stream)
+/* The stream's fd, the file opened (made) first if need be; -1 when logging is off or
+ * the file cannot be opened (said in the log when `quiet` is false). */
+static int open_file(execlog_t *el, execlog_stream_t stream, bool quiet)
 {
     if (el->fd[stream] >= 0 || !el->id[0] || dir_fd < 0)
         return el->fd[stream];
@@ -95,9 +97,20 @@ static int file_fd(execlog_t *el, execlog_stream_t stream)
     snprintf(name, sizeof(name), "%s%s", el->id, suffixes[stream]);
     el->fd[stream] =
         openat(dir_fd, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (el->fd[stream] < 0)
+    if (el->fd[stream] < 0 && !quiet)
         log_msg(LOG_WARN, "log file %s: %s", name, strerror(errno));
     return el->fd[stream];
+}
+
+static int file_fd(execlog_t *el, execlog_stream_t stream)
+{
+    return open_file(el, stream, false);
+}
+
+void execlog_prepare(execlog_t *el)
+{
+    (void)open_file(el, EXECLOG_LOGS, true); /* a failure is tried again, and said, later */
+    (void)open_file(el, EXECLOG_ERRORS, true);
 }
 
 static void write_fully(int fd, const struct iovec *iov, int count)
@@ -141,6 +154,12 @@ void execlog_native(execlog_t *el, const char *text, size_t len)
         execlog_line(el, EXECLOG_LOGS, native_note, sizeof(native_note) - 1);
     }
     execlog_line(el, EXECLOG_LOGS, text, len);
+}
+
+void execlog_complete(execlog_t *el)
+{
+    (void)file_fd(el, EXECLOG_LOGS);
+    (void)file_fd(el, EXECLOG_ERRORS);
 }
 
 void execlog_end(execlog_t *el)

@@ -49,7 +49,18 @@ void execlog_line(execlog_t *el, execlog_stream_t stream, const char *text, size
  * native logs were seen. */
 void execlog_native(execlog_t *el, const char *text, size_t len);
 
-/* Creates whichever file was not written (the executor expects both), closes them. */
+/* Opens (makes) both files now, if logging is on: called once the execution is on its
+ * way to a worker, so that the files are made while the function runs, not on the
+ * answer's path. A file that cannot be opened now is tried again when written or
+ * completed. */
+void execlog_prepare(execlog_t *el);
+
+/* Both files exist (the executor expects both), holding everything written so far:
+ * called before the answer leaves. */
+void execlog_complete(execlog_t *el);
+
+/* execlog_complete, then closes the files; later lines are dropped. Called after the
+ * answer has been handed to the client's connection (the bytes are in the files). */
 void execlog_end(execlog_t *el);
 
 #endif

@@ -210,6 +210,10 @@ static void after_message(conn_t *c)
     c->paused = true;
     c->state = CONN_AT_POOL;
     pool_submit(job);
+    /* v5: the log files are made while the function runs. Not when pool_submit has
+     * answered it already (its answer clears c->job). */
+    if (c->job == job)
+        execlog_prepare(&job->log);
 }
 
 static void fail_request(conn_t *c, enum http_errno e)

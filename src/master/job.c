@@ -85,16 +85,18 @@ void job_answer(job_t *job, const job_answer_t *given)
             job->answer(job, answer);
         return;
     }
-    /* The executor reads the files as soon as it has the answer. */
+    /* The executor reads the files as soon as it has the answer: they are complete
+     * before it leaves, and closed after (off the answer's path). */
     buf_t headers = BUF_INIT;
     buf_append(&headers, answer->headers, answer->headers_len);
     buf_appendf(&headers, "x-open-runtimes-log-id: %s\r\n", job->log.id);
-    execlog_end(&job->log);
+    execlog_complete(&job->log);
     if (job->client) {
         a.headers = headers.data;
         a.headers_len = headers.len;
         job->answer(job, &a);
     }
+    execlog_end(&job->log);
     buf_free(&headers);
 }
 

@@ -231,6 +231,21 @@ def test_timers_fire_to_the_sub_millisecond(v5: ContractServer) -> None:
     assert 0.0003 <= body["timer_median"] < 0.0009, body
 
 
+def test_log_files_are_made_while_the_function_runs(v5: ContractServer) -> None:
+    """The master makes an execution's two log files once it is on its way to a worker,
+    not on the answer's path; both are complete when the answer comes."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(v5.execute, method="GET", path=query(s=1.0, m="made-early"),
+                              log_id="made-early")
+        logs = v5.log_file_path("made-early", "logs")
+        errors = v5.log_file_path("made-early", "errors")
+        made = wait_until(lambda: logs.exists() and errors.exists(), timeout=0.8)
+        assert made and not running.done(), "both log files, while the execution sleeps"
+        answer = running.result(timeout=30)
+    assert answer.status == 200, answer
+    assert "log-after made-early" in (v5.read_log("made-early") or "")
+
+
 def test_a_functions_own_event_loop_policy_is_used(contract_factory: ContractFactory) -> None:
     """A function that installs a policy at import (uvloop.install(), say) gets that
     policy's loop, for its first execution (run alone) and for its tasks."""
