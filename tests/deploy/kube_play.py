@@ -19,7 +19,10 @@ containers.conf: runc, cgroupfs, no default ulimits; the local Debian 12 base):
    podman 4.3 notices an init container's exit only after a 20 s timeout, then usually
    fails to remove a `once` init container it still thinks is running (the pod stays
    down); an `always` one is kept, and runs again beside the pod's container, which the
-   manifest's copy-then-rename makes harmless;
+   manifest's copy-then-rename makes harmless; and the pod's restartPolicy OnFailure
+   (a Deployment's is Always): podman 4.3 applies it to init containers too, and under
+   Always restarted the init container in a loop, so that `kube play` took 27-70 s, or
+   hung past its 180 s (CI at stop 23); with OnFailure it is ready in about a second;
 4. checks /__ready, /__health and the OpenFaaS aliases without a key; an execution (200,
    as uid 10001, the dependency loaded, no key in its environment, the root read-only)
    and a wrong or missing key (401); `podman inspect`: the user, the read-only root, the
@@ -165,6 +168,10 @@ def for_podman(doc: dict[str, Any], port: int) -> dict[str, Any]:
         "io.podman.annotations.init.container.type"] = "always"
     doc["spec"]["replicas"] = 1
     spec = h.pod_spec(doc)
+    # podman 4.3 applies the pod's restartPolicy to its init containers: under Always the
+    # init container restarted in a loop (a dozen conmons a second), and `kube play`,
+    # waiting for it to exit, took 27-70 s or hung past 180 s. OnFailure runs it once.
+    spec["restartPolicy"] = "OnFailure"
     renamed = {}
     for vol in spec["volumes"]:
         renamed[vol["name"]] = f"{PREFIX}-{vol['name']}"
