@@ -58,7 +58,7 @@ ifeq ($(V),)
 endif
 
 CORE_SRC = src/common/buf.c src/common/xalloc.c src/common/log.c src/common/json.c src/common/num.c \
-           src/common/sysinfo.c src/common/contract.c src/common/rmtree.c src/proto/proto.c src/proto/zygote.c \
+           src/common/sysinfo.c src/common/contract.c src/common/rmtree.c src/common/writev.c src/proto/proto.c src/proto/zygote.c \
            src/cli/opts.c
 POOL_SRC = src/master/pool.c src/master/spawn.c src/master/channel.c src/master/tasks.c src/master/result.c \
            src/master/output.c src/master/lines.c src/master/dispatch.c src/master/deadline.c \
@@ -115,7 +115,7 @@ $(BUILD)/tests/test_lines: tests/unit/test_lines.c $(BUILD)/obj/master/lines.o $
 $(BUILD)/tests/test_backoff: tests/unit/test_backoff.c $(BUILD)/obj/master/backoff.o
 $(BUILD)/tests/test_tar: tests/unit/test_tar.c $(BUILD)/obj/tar/pack.o $(BUILD)/obj/tar/extract.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/master/metrics.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
-$(BUILD)/tests/test_admit: tests/unit/test_admit.c $(BUILD)/obj/master/admit.o $(BUILD)/obj/master/body.o $(BUILD)/obj/master/job.o $(BUILD)/obj/master/execlog.o $(BUILD)/obj/master/reqid.o $(BUILD)/obj/common/log.o $(BUILD)/obj/common/json.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
+$(BUILD)/tests/test_admit: tests/unit/test_admit.c $(BUILD)/obj/master/admit.o $(BUILD)/obj/master/body.o $(BUILD)/obj/master/job.o $(BUILD)/obj/master/execlog.o $(BUILD)/obj/common/writev.o $(BUILD)/obj/master/reqid.o $(BUILD)/obj/common/log.o $(BUILD)/obj/common/json.o $(BUILD)/obj/common/buf.o $(BUILD)/obj/common/xalloc.o
 $(BUILD)/tests/test_rmtree: tests/unit/test_rmtree.c $(BUILD)/obj/common/rmtree.o
 $(UNIT_BIN):
 	@mkdir -p $(dir $@)

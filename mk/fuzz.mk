@@ -41,7 +41,7 @@ FUZZ_LIBS_tar_extract = -larchive
 FUZZ_SRC_opts = src/cli/opts.c src/common/num.c
 FUZZ_LIBS_opts = -lm
 FUZZ_SRC_json = src/common/json.c src/common/buf.c src/common/xalloc.c
-FUZZ_SRC_ids = src/master/execlog.c src/master/reqid.c src/common/log.c src/common/json.c \
+FUZZ_SRC_ids = src/master/execlog.c src/common/writev.c src/master/reqid.c src/common/log.c src/common/json.c \
                src/common/buf.c src/common/xalloc.c
 
 FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

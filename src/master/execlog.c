@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/writev.h"
 #include "master/reqid.h"
 
 #define ID_MASK ((UINT64_C(1) << 48) - 1)
@@ -113,36 +114,13 @@ void execlog_prepare(execlog_t *el)
     (void)open_file(el, EXECLOG_ERRORS, true);
 }
 
-static void write_fully(int fd, const struct iovec *iov, int count)
-{
-    struct iovec v[2];
-    memcpy(v, iov, (size_t)count * sizeof(*iov));
-    struct iovec *p = v;
-    while (count > 0) {
-        ssize_t n = writev(fd, p, count);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* a full disk: the line is lost, the execution is not */
-        while (count > 0 && (size_t)n >= p->iov_len) {
-            n -= (ssize_t)p->iov_len;
-            p++;
-            count--;
-        }
-        if (count > 0) {
-            p->iov_base = (char *)p->iov_base + n;
-            p->iov_len -= (size_t)n;
-        }
-    }
-}
-
 void execlog_line(execlog_t *el, execlog_stream_t stream, const char *text, size_t len)
 {
     int fd = file_fd(el, stream);
     if (fd < 0)
         return;
     struct iovec iov[2] = {{(void *)text, len}, {(void *)"\n", 1}};
-    write_fully(fd, iov, 2);
+    (void)writev_fully(fd, iov, 2); /* a full disk: the line is lost, the execution is not */
 }
 
 void execlog_native(execlog_t *el, const char *text, size_t len)

@@ -10,6 +10,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/writev.h"
 #include "proto/proto.h"
 #include "proto/zygote.h"
 
@@ -53,27 +54,10 @@ buf_t *wchan_input(void)
 
 int wchan_write(struct iovec *iov, int count)
 {
-    int rc = 0;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&channel_lock);
-    while (count > 0) {
-        ssize_t n = writev(channel_fd, iov, count);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -1;
-            break;
-        }
-        while (count > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            count--;
-        }
-        if (count > 0) {
-            iov->iov_base = (char *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
+    rc = writev_fully(channel_fd, iov, count);
     pthread_mutex_unlock(&channel_lock);
     Py_END_ALLOW_THREADS
     return rc;
