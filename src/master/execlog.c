@@ -143,7 +143,7 @@ void execlog_complete(execlog_t *el)
 void execlog_end(execlog_t *el)
 {
     for (int s = 0; s < 2; s++) {
-        if (file_fd(el, (execlog_stream_t)s) >= 0)
+        if (el->fd[s] >= 0)
             (void)close(el->fd[s]);
         el->fd[s] = -1;
     }

@@ -59,8 +59,8 @@ void execlog_prepare(execlog_t *el);
  * called before the answer leaves. */
 void execlog_complete(execlog_t *el);
 
-/* execlog_complete, then closes the files; later lines are dropped. Called after the
- * answer has been handed to the client's connection (the bytes are in the files). */
+/* Closes the files (execlog_complete made them); later lines are dropped. Called after
+ * the answer has been handed to the client's connection (the bytes are in the files). */
 void execlog_end(execlog_t *el);
 
 #endif
